@@ -1,0 +1,210 @@
+/*
+ * ckernels.h: the C API under cim-train.
+ *
+ * Everything that touches a foreign library (OpenBLAS and LAPACK today; the CUDA driver,
+ * NVRTC, cuBLAS and OpenCL as their backends land) sits behind this header. The conventions
+ * set here hold for every function that follows:
+ *
+ *   - Names are cim_<object>_<verb>, or cim_<device>_<op> for compute entry points.
+ *   - Every function that can fail returns a cim_status. CIM_OK is 0. On failure a
+ *     thread-local message names the failing call, the file and the line; read it with
+ *     cim_last_error(). Nothing here prints and nothing calls exit().
+ *   - Outputs come through pointer arguments. Handles are opaque structs created by a
+ *     cim_<object>_create and released by the matching cim_<object>_destroy.
+ *   - Matrices are row-major and tensors are contiguous NCHW, as in PyTorch.
+ *   - Every fast path has a plain reference beside it (cim_reference_*), written for
+ *     clarity and accumulated in double. Tests and `cim-train bench` use the references
+ *     as the oracle; they are never used for training.
+ */
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* Status and errors                                                                        */
+
+typedef enum cim_status {
+    CIM_OK = 0,
+    CIM_ERROR_INVALID_ARGUMENT = 1,   /* a null pointer, a negative size, a bad enum value */
+    CIM_ERROR_SHAPE = 2,              /* sizes that do not fit together */
+    CIM_ERROR_NOT_POSITIVE_DEFINITE = 3,
+    CIM_ERROR_OUT_OF_MEMORY = 4,
+    CIM_ERROR_UNAVAILABLE = 5,        /* a library or device that cannot be used here */
+    CIM_ERROR_INTERNAL = 6,           /* a foreign library reported a failure */
+} cim_status;
+
+/* The message of the last failing call on this thread ("" when none failed yet). */
+const char *cim_last_error(void);
+
+/* Forget the last error of this thread. */
+void cim_clear_error(void);
+
+/* A short fixed name for a status, such as "CIM_ERROR_SHAPE". */
+const char *cim_status_name(cim_status status);
+
+/* ---------------------------------------------------------------------------------------- */
+/* CPU context                                                                              */
+
+/*
+ * A CPU context owns the thread count and the scratch memory that convolution reuses
+ * between calls (the im2col buffer), so a training step allocates nothing once warm.
+ * A context may be used by one thread at a time.
+ */
+typedef struct cim_cpu_context cim_cpu_context;
+
+cim_status cim_cpu_context_create(int num_threads, cim_cpu_context **out_context);
+void cim_cpu_context_destroy(cim_cpu_context *context);
+
+/* Threads used by OpenBLAS and by our own loops. n <= 0 means every online core. */
+cim_status cim_cpu_context_set_threads(cim_cpu_context *context, int num_threads);
+int cim_cpu_context_threads(const cim_cpu_context *context);
+
+/* Bytes of scratch memory the context holds now. */
+size_t cim_cpu_context_workspace_bytes(const cim_cpu_context *context);
+
+/* The OpenBLAS build in use (its configuration string and the kernel it selected). */
+const char *cim_cpu_blas_info(void);
+
+/* ---------------------------------------------------------------------------------------- */
+/* GEMM:  C = alpha * op(A) * op(B) + beta * C                                              */
+/*                                                                                          */
+/* op(A) is m x k, op(B) is k x n, C is m x n, all row-major with leading dimensions lda,    */
+/* ldb, ldc (the row strides of A, B and C as stored).                                      */
+
+typedef enum cim_transpose {
+    CIM_NO_TRANSPOSE = 0,
+    CIM_TRANSPOSE = 1,
+} cim_transpose;
+
+cim_status cim_cpu_gemm_f32(cim_cpu_context *context, cim_transpose trans_a,
+                            cim_transpose trans_b, int m, int n, int k, float alpha,
+                            const float *a, int lda, const float *b, int ldb, float beta,
+                            float *c, int ldc);
+
+cim_status cim_cpu_gemm_f64(cim_cpu_context *context, cim_transpose trans_a,
+                            cim_transpose trans_b, int m, int n, int k, double alpha,
+                            const double *a, int lda, const double *b, int ldb, double beta,
+                            double *c, int ldc);
+
+/* Checks the arguments of a GEMM call (shared by every backend). */
+cim_status cim_gemm_check(cim_transpose trans_a, cim_transpose trans_b, int m, int n, int k,
+                          int lda, int ldb, int ldc);
+
+/*
+ * Reference: one element C[i][j] of the GEMM above, summed in double. The magnitude
+ * |alpha| * sum |op(A)[i][p] op(B)[p][j]| + |beta C[i][j]| is returned through out_magnitude
+ * (may be NULL): it is the scale that rounding errors grow with, and the tests divide by it.
+ */
+double cim_reference_gemm_f32_element(cim_transpose trans_a, cim_transpose trans_b, int k,
+                                      float alpha, const float *a, int lda, const float *b,
+                                      int ldb, float beta, const float *c_in, int ldc, int i,
+                                      int j, double *out_magnitude);
+
+double cim_reference_gemm_f64_element(cim_transpose trans_a, cim_transpose trans_b, int k,
+                                      double alpha, const double *a, int lda, const double *b,
+                                      int ldb, double beta, const double *c_in, int ldc, int i,
+                                      int j, double *out_magnitude);
+
+/* ---------------------------------------------------------------------------------------- */
+/* 2-D convolution, NCHW, no bias, cross-correlation as in PyTorch                         */
+/*                                                                                          */
+/*   y[n,k,p,q] = sum_{c,r,s} x[n, c, p*stride_h - pad_h + r, q*stride_w - pad_w + s]       */
+/*                            * w[k, c, r, s]                                               */
+/*                                                                                          */
+/* x is N x C x H x W, w is K x C x R x S, y is N x K x P x Q with                          */
+/* P = (H + 2 pad_h - R) / stride_h + 1 and Q = (W + 2 pad_w - S) / stride_w + 1.           */
+
+typedef struct cim_conv2d_shape {
+    int batch;            /* N */
+    int in_channels;      /* C */
+    int in_height;        /* H */
+    int in_width;         /* W */
+    int out_channels;     /* K */
+    int kernel_height;    /* R */
+    int kernel_width;     /* S */
+    int stride_height;
+    int stride_width;
+    int pad_height;
+    int pad_width;
+} cim_conv2d_shape;
+
+/* Validates a shape and returns the output height and width. */
+cim_status cim_conv2d_output_size(const cim_conv2d_shape *shape, int *out_height,
+                                  int *out_width);
+
+/* y = conv(x, w); y is overwritten. */
+cim_status cim_cpu_conv2d_forward(cim_cpu_context *context, const cim_conv2d_shape *shape,
+                                  const float *x, const float *w, float *y);
+
+/* dx = dL/dx given dy = dL/dy; dx is overwritten. */
+cim_status cim_cpu_conv2d_backward_data(cim_cpu_context *context,
+                                        const cim_conv2d_shape *shape, const float *dy,
+                                        const float *w, float *dx);
+
+/* dw = dL/dw given dy; dw is overwritten, or added to when accumulate is non-zero. */
+cim_status cim_cpu_conv2d_backward_filter(cim_cpu_context *context,
+                                          const cim_conv2d_shape *shape, const float *x,
+                                          const float *dy, float *dw, int accumulate);
+
+/*
+ * References: one element of y, dx or dw, summed in double, with the magnitude (the sum of
+ * the absolute values of the products) through out_magnitude (may be NULL). Indices are
+ * (n, k, p, q) for y, (n, c, h, w) for dx and (k, c, r, s) for dw.
+ */
+double cim_reference_conv2d_forward_element(const cim_conv2d_shape *shape, const float *x,
+                                            const float *w, int n, int k, int p, int q,
+                                            double *out_magnitude);
+
+double cim_reference_conv2d_backward_data_element(const cim_conv2d_shape *shape,
+                                                  const float *dy, const float *w, int n,
+                                                  int c, int h, int x_col,
+                                                  double *out_magnitude);
+
+double cim_reference_conv2d_backward_filter_element(const cim_conv2d_shape *shape,
+                                                    const float *x, const float *dy, int k,
+                                                    int c, int r, int s,
+                                                    double *out_magnitude);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Batched log-determinant of symmetric positive-definite matrices (fp64)                  */
+/*                                                                                          */
+/*   A_b = L_b L_b^T (Cholesky),  logdet A_b = 2 sum_i log L_b[i][i],                       */
+/*   A_b^-1 = L_b^-T L_b^-1                                                                 */
+/*                                                                                          */
+/* a holds batch matrices of n x n, contiguous. Only the lower triangle of each is read.    */
+/* inverse (may be NULL) receives the full symmetric inverses. A matrix that is not         */
+/* positive definite stops the call with CIM_ERROR_NOT_POSITIVE_DEFINITE, its batch index   */
+/* in *failed_index (may be NULL; -1 on success) and no NaN written anywhere.               */
+
+cim_status cim_cpu_logdet_spd_f64(cim_cpu_context *context, int batch, int n, const double *a,
+                                  double *logdet, double *inverse, int *failed_index);
+
+/*
+ * Reference: textbook Cholesky (Cholesky-Banachiewicz, row by row) of one n x n matrix in
+ * double, the log-determinant through *out_logdet. Returns CIM_ERROR_NOT_POSITIVE_DEFINITE
+ * when a pivot is not positive. The factor goes to l_out (n x n, may be NULL).
+ */
+cim_status cim_reference_cholesky_logdet_f64(int n, const double *a, double *l_out,
+                                             double *out_logdet);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Run-time library probe                                                                   */
+
+/*
+ * Tries to dlopen the first loadable name of a NULL-terminated list. On success the name
+ * that loaded goes to out_loaded (may be NULL) and the library is closed again. On failure
+ * the last-error message lists every name tried with the loader's reason.
+ */
+cim_status cim_probe_library(const char *const *names, const char **out_loaded);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CKERNELS_H */

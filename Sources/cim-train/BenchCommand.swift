@@ -1,0 +1,91 @@
+// BenchCommand.swift: `cim-train bench` checks each kernel case against the reference, times
+// it, prints a table and optionally writes JSON for scripts (scripts/compare_torch.py reads
+// the same case names).
+
+import Backend
+import Foundation
+
+enum BenchCommand {
+    static let specs: [OptionSpec] = [
+        .option("ops", "LIST", default: "matmul,conv,logdet",
+                "comma list of op families: \(KernelBenchmarks.ops.joined(separator: ", "))"),
+        .option("device", "NAME", default: "cpu", "device to run on (auto, cpu, cuda:N, opencl:N)"),
+        .option("threads", "N", default: "0", "CPU threads (0 = every core)"),
+        .option("warmup", "N", default: "2", "untimed runs before timing each case"),
+        .option("repeat", "N", default: "5", "timed runs per case; the median is reported"),
+        .option("json", "PATH", "also write the results as JSON to PATH"),
+    ]
+
+    static func run(_ arguments: [String]) throws {
+        let options = try ParsedOptions.parse(arguments, specs: specs, command: "bench")
+        if options.has("help") {
+            print(ParsedOptions.help(
+                command: "bench",
+                summary: "Benchmark kernels: each case is checked against the plain reference, "
+                    + "then timed; the median time and GFLOP/s are printed.",
+                specs: specs))
+            return
+        }
+        let ops = options.string("ops")!.split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
+        for op in ops where !KernelBenchmarks.ops.contains(op) {
+            throw UsageError(
+                "unknown op '\(op)' in --ops; expected any of \(KernelBenchmarks.ops.joined(separator: ","))")
+        }
+        var benchOptions = BenchmarkOptions()
+        benchOptions.warmup = try options.int("warmup", range: 0...1000)!
+        benchOptions.repeats = try options.int("repeat", range: 1...1000)!
+        let threads = try options.int("threads", range: 0...256)!
+
+        let (backends, notes) = try Devices.open(options.string("device")!, threads: threads)
+        guard backends.count == 1 else { throw UsageError("bench runs on one device; got \(backends.count)") }
+        let backend = backends[0]
+        for note in notes { print(note) }
+        print("device: \(backend.deviceName) (\(backend.deviceDetail))")
+        print("")
+        print(pad("op", 8) + pad("case", 24) + pad("pass", 9) + padLeft("median ms", 11)
+              + padLeft("GFLOP/s", 10) + padLeft("max rel err", 13))
+
+        var results: [BenchmarkResult] = []
+        for op in ops {
+            try KernelBenchmarks.run(op: op, on: backend, options: benchOptions) { result in
+                results.append(result)
+                let gflops = result.gflops.map { String(format: "%.1f", $0) } ?? "-"
+                print(pad(result.op, 8) + pad(result.caseName, 24) + pad(result.pass, 9)
+                      + padLeft(String(format: "%.3f", result.medianSeconds * 1e3), 11)
+                      + padLeft(gflops, 10)
+                      + padLeft(String(format: "%.2e", result.maxRelativeError), 13))
+                fflush(nil)  // all streams: show each case as it finishes
+            }
+        }
+        if let path = options.string("json") {
+            try writeJSON(results, backend: backend, threads: threads, to: path)
+            print("\nwrote \(path)")
+        }
+    }
+
+    static func writeJSON(_ results: [BenchmarkResult], backend: Backend, threads: Int,
+                          to path: String) throws {
+        let entries: [[String: Any]] = results.map { result in
+            var entry: [String: Any] = [
+                "op": result.op, "case": result.caseName, "pass": result.pass,
+                "median_s": result.medianSeconds,
+                "gflops": result.gflops.map { $0 as Any } ?? NSNull(),
+                "max_rel_err": result.maxRelativeError,
+            ]
+            for (key, value) in result.extra { entry[key] = value }
+            return entry
+        }
+        let document: [String: Any] = [
+            "device": backend.deviceName, "device_detail": backend.deviceDetail,
+            "threads": threads, "results": entries,
+        ]
+        let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
+        do {
+            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw UsageError("cannot write --json \(path): \(error.localizedDescription)")
+        }
+    }
+}

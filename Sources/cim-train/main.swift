@@ -1,0 +1,50 @@
+// cim-train: train CorInfoMax self-supervised image encoders on CUDA, OpenCL or the CPU.
+//
+// The only module that writes to the terminal. Every failure ends here: its message goes to
+// standard error and the exit status is non-zero (2 for usage mistakes, 1 otherwise).
+
+import Backend
+import Foundation
+import Training
+
+let usage = """
+    usage: cim-train <command> [options]
+
+    commands:
+      train      train an encoder with CorInfoMax (not yet available in this build)
+      eval       evaluate a trained encoder (not yet available in this build)
+      bench      benchmark kernels, each checked against a plain reference first
+      devices    list the compute devices and why any are unavailable
+
+    Run 'cim-train <command> --help' for the options of a command.
+    """
+
+func fail(_ message: String, status: Int32) -> Never {
+    FileHandle.standardError.write(("error: " + message + "\n").data(using: .utf8)!)
+    exit(status)
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+guard let command = arguments.first else {
+    print(usage)
+    exit(2)
+}
+let rest = Array(arguments.dropFirst())
+
+do {
+    switch command {
+    case "bench": try BenchCommand.run(rest)
+    case "devices": try DevicesCommand.run(rest)
+    case "train", "eval":
+        fail("'\(command)' is not implemented in this build yet; see the README", status: 1)
+    case "--help", "-h", "help": print(usage)
+    case "--version": print("cim-train \(TrainingLibrary.version)")
+    default: fail("unknown command '\(command)'\n\n" + usage, status: 2)
+    }
+} catch let error as UsageError {
+    fail(error.description, status: 2)
+} catch let error as BackendError {
+    fail(error.description, status: 1)
+} catch {
+    fail("\(error)", status: 1)
+}

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Run cim-train's benchmark cases in PyTorch on the same machine and print the ratios.
+
+Usage (by hand; CI has no torch):
+
+    swift build -c release
+    python3 scripts/compare_torch.py --threads 2 [--ops matmul,conv,logdet] [--json out.json]
+
+For each op family the script runs `cim-train bench --ops <op> --json ...` and then the same
+cases in PyTorch with torch.set_num_threads(threads), one after the other, so both sides see
+the same machine state as closely as a shared machine allows. Case names match the JSON of
+`cim-train bench`. Ratio = PyTorch time / cim-train time: above 1 means cim-train is faster.
+
+PyTorch counterparts:
+  matmul          torch.mm on float32 square matrices
+  conv fwd        F.conv2d (oneDNN on x86 CPUs)
+  conv fwd+bwd    F.conv2d then y.backward(dy) computing both dx and dw
+  logdet          torch.logdet on a [2, n, n] float64 batch (LU-based)
+  logdet +inverse torch.linalg.cholesky, 2 sum log diag, torch.cholesky_inverse
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+CONV_CASES = [  # (C, K, H, stride) at batch 128, 3x3, padding 1: CIFAR ResNet-18
+    (64, 64, 32, 1), (128, 128, 16, 1), (256, 256, 8, 1), (512, 512, 4, 1), (64, 128, 32, 2),
+]
+
+
+def median_time(fn, warmup, repeats):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def torch_matmul(args):
+    out = {}
+    for n in (512, 1024, 2048):
+        a, b = torch.rand(n, n) * 2 - 1, torch.rand(n, n) * 2 - 1
+        out[(f"{n}x{n}x{n} f32", "")] = median_time(lambda: torch.mm(a, b), args.warmup,
+                                                    args.repeat)
+    return out
+
+
+def torch_conv(args):
+    out = {}
+    for c, k, h, stride in CONV_CASES:
+        name = f"{c}->{k} {h}x{h} s{stride}"
+        x = (torch.rand(128, c, h, h) * 2 - 1).requires_grad_(True)
+        w = (torch.rand(k, c, 3, 3) * 2 - 1).requires_grad_(True)
+        p = (h + 2 - 3) // stride + 1
+        dy = torch.rand(128, k, p, p) * 2 - 1
+
+        def forward():
+            with torch.no_grad():
+                F.conv2d(x, w, stride=stride, padding=1)
+
+        def both():
+            x.grad = None
+            w.grad = None
+            F.conv2d(x, w, stride=stride, padding=1).backward(dy)
+
+        out[(name, "fwd")] = median_time(forward, args.warmup, args.repeat)
+        out[(name, "fwd+bwd")] = median_time(both, args.warmup, args.repeat)
+    return out
+
+
+def torch_logdet(args):
+    out = {}
+    for n in (64, 128, 512, 2048):
+        m = torch.rand(2, n, n, dtype=torch.float64) * 2 - 1
+        a = m @ m.transpose(1, 2) / n + 0.5 * torch.eye(n, dtype=torch.float64)
+
+        def with_inverse():
+            factor = torch.linalg.cholesky(a)
+            2 * torch.log(torch.diagonal(factor, dim1=1, dim2=2)).sum(1)
+            torch.cholesky_inverse(factor)
+
+        out[(f"B2 D{n}", "")] = median_time(lambda: torch.logdet(a), args.warmup, args.repeat)
+        out[(f"B2 D{n} +inverse", "")] = median_time(with_inverse, args.warmup, args.repeat)
+    return out
+
+
+TORCH_CASES = {"matmul": torch_matmul, "conv": torch_conv, "logdet": torch_logdet}
+
+
+def run_ours(args, op):
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
+        path = handle.name
+    command = [args.cim, "bench", "--ops", op, "--threads", str(args.threads), "--warmup",
+               str(args.warmup), "--repeat", str(args.repeat), "--json", path]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    with open(path) as handle:
+        document = json.load(handle)
+    os.unlink(path)
+    return {(r["case"], r["pass"]): r for r in document["results"]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cim", default=".build/release/cim-train")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ops", default="matmul,conv,logdet")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", help="write the comparison table here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    rows = []
+    for op in args.ops.split(","):
+        ours = run_ours(args, op)
+        theirs = TORCH_CASES[op](args)
+        for key, torch_s in theirs.items():
+            mine = ours[key]
+            rows.append({"op": op, "case": key[0], "pass": key[1], "cim_s": mine["median_s"],
+                         "torch_s": torch_s, "ratio": torch_s / mine["median_s"],
+                         "cim_gflops": mine["gflops"]})
+
+    print(f"torch {torch.__version__}, {args.threads} threads, "
+          f"{torch.backends.mkldnn.is_available() and 'oneDNN' or 'no oneDNN'}")
+    print(f"{'op':8}{'case':24}{'pass':9}{'cim ms':>10}{'torch ms':>10}{'ratio':>8}")
+    for r in rows:
+        print(f"{r['op']:8}{r['case']:24}{r['pass']:9}{r['cim_s'] * 1e3:10.3f}"
+              f"{r['torch_s'] * 1e3:10.3f}{r['ratio']:8.2f}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"threads": args.threads, "torch": torch.__version__, "rows": rows},
+                      handle, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
