@@ -35,7 +35,7 @@ extension cim_conv2d_shape {
 /// Whether the dynamic loader can open one of `names`; on failure, every name with the
 /// loader's reason.
 func probeLibrary(_ names: [String]) -> Result<String, BackendError> {
-    var cStrings = names.map { strdup($0) }
+    let cStrings = names.map { strdup($0) }
     defer { cStrings.forEach { free($0) } }
     var pointers: [UnsafePointer<CChar>?] = cStrings.map { UnsafePointer($0) }
     pointers.append(nil)

@@ -28,17 +28,36 @@ final class CPUBuffer: DeviceBuffer, @unchecked Sendable {
     deinit { free(pointer) }
 }
 
-/// The CPU backend: OpenBLAS GEMM, im2col convolution and LAPACK Cholesky.
+/// How the CPU backend computes convolutions.
+public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
+    /// Winograd F(2x2, 3x3) for 3x3 stride-1 forward and backward-data passes with at least
+    /// 16 channels in and out, im2col + GEMM for the rest.
+    case auto
+    /// im2col + GEMM everywhere.
+    case im2col
+    /// Winograd wherever it applies (3x3, stride 1, padding <= 2), im2col elsewhere.
+    case winograd
+}
+
+/// The CPU backend: OpenBLAS GEMM, im2col and Winograd convolution, LAPACK Cholesky.
 public final class CPUBackend: Backend, @unchecked Sendable {
     public let deviceName = "cpu"
     private let context: OpaquePointer
     private let lock = NSLock()
 
     /// - Parameter threads: threads for OpenBLAS and the CKernels loops; 0 = every core.
-    public init(threads: Int = 0) throws {
+    /// - Parameter convolution: the convolution algorithm (tests force each in turn).
+    public init(threads: Int = 0, convolution: ConvolutionAlgorithm = .auto) throws {
         var context: OpaquePointer? = nil
         try cimCheck(cim_cpu_context_create(Int32(threads), &context))
         self.context = context!
+        let algorithm: cim_conv_algorithm
+        switch convolution {
+        case .auto: algorithm = CIM_CONV_AUTO
+        case .im2col: algorithm = CIM_CONV_IM2COL
+        case .winograd: algorithm = CIM_CONV_WINOGRAD
+        }
+        try cimCheck(cim_cpu_context_set_conv_algorithm(self.context, algorithm))
     }
 
     deinit { cim_cpu_context_destroy(context) }

@@ -201,6 +201,18 @@ public enum KernelBenchmarks {
             try backward()
             try backend.synchronize()
         }
+        // each backward pass alone, so a profile can say where fwd+bwd spends its time
+        let dataSeconds = try medianTime(warmup: 1, repeats: options.repeats) {
+            try backend.conv2dBackwardData(
+                outputGradient: tdy, weight: tw, inputGradient: tdx, geometry: g)
+            try backend.synchronize()
+        }
+        let filterSeconds = try medianTime(warmup: 1, repeats: options.repeats) {
+            try backend.conv2dBackwardFilter(
+                input: tx, outputGradient: tdy, weightGradient: tdw, geometry: g,
+                accumulate: false)
+            try backend.synchronize()
+        }
         return [
             BenchmarkResult(
                 op: "conv", caseName: name, pass: "fwd", medianSeconds: forwardSeconds,
@@ -208,7 +220,8 @@ public enum KernelBenchmarks {
             BenchmarkResult(
                 op: "conv", caseName: name, pass: "fwd+bwd", medianSeconds: bothSeconds,
                 gflops: 3 * g.flops / bothSeconds / 1e9,
-                maxRelativeError: max(forwardError, dataError, filterError)),
+                maxRelativeError: max(forwardError, dataError, filterError),
+                extra: ["bwd_data_s": dataSeconds, "bwd_filter_s": filterSeconds]),
         ]
     }
 

@@ -52,6 +52,17 @@ cim_status cim_cpu_context_set_threads(cim_cpu_context *context, int num_threads
     return CIM_OK;
 }
 
+cim_status cim_cpu_context_set_conv_algorithm(cim_cpu_context *context,
+                                              cim_conv_algorithm algorithm) {
+    if (!context) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "context is NULL");
+    if (algorithm != CIM_CONV_AUTO && algorithm != CIM_CONV_IM2COL &&
+        algorithm != CIM_CONV_WINOGRAD)
+        return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "unknown convolution algorithm %d",
+                        (int)algorithm);
+    context->conv_algorithm = algorithm;
+    return CIM_OK;
+}
+
 int cim_cpu_context_threads(const cim_cpu_context *context) {
     return context ? context->threads : 0;
 }

@@ -37,12 +37,19 @@ void cim_parallel_for_(int threads, int count, cim_range_fn_ fn, void *arg);
 
 struct cim_cpu_context {
     int threads;
+    cim_conv_algorithm conv_algorithm;
     float *workspace;          /* 64-byte aligned scratch, grown on demand, never shrunk */
     size_t workspace_floats;
 };
 
 /* Returns scratch of at least `floats` floats (contents undefined). */
 cim_status cim_cpu_context_workspace_(cim_cpu_context *context, size_t floats, float **out);
+
+/* 3x3 stride-1 convolution by Winograd F(2x2, 3x3) (winograd.c); flip reads w as
+ * [C][K][3][3] rotated by 180 degrees, which turns it into backward data. */
+cim_status cim_winograd_f23_(cim_cpu_context *context, int N, int C, int H, int W, int K,
+                             int pad_h, int pad_w, const float *x, const float *w, int flip,
+                             float *y);
 
 /* Applies the context's thread count to OpenBLAS (a process-wide setting). */
 void cim_cpu_context_apply_threads_(const cim_cpu_context *context);

@@ -51,7 +51,8 @@ final class CKernelsSmokeTests: XCTestCase {
         let status = cim_cpu_gemm_f32(
             context, CIM_NO_TRANSPOSE, CIM_NO_TRANSPOSE, 2, 2, 3, 2, a, 3, b, 2, -1, &c, 2)
         XCTAssertEqual(status, CIM_OK, String(cString: cim_last_error()))
-        XCTAssertEqual(c, [2 * 4 - 10, 2 * 5 - 20, 2 * 10 - 30, 2 * 11 - 40])
+        // 2 [4 5; 10 11] - [10 20; 30 40]
+        XCTAssertEqual(c, [-2, -10, -10, -18])
 
         // The same product in fp64 with A transposed: A^T stored as 3x2.
         let at: [Double] = [1, 4, 2, 5, 3, 6]

@@ -65,6 +65,21 @@ void cim_cpu_context_destroy(cim_cpu_context *context);
 cim_status cim_cpu_context_set_threads(cim_cpu_context *context, int num_threads);
 int cim_cpu_context_threads(const cim_cpu_context *context);
 
+/*
+ * Convolution algorithm. AUTO takes Winograd F(2x2, 3x3) for the forward and backward-data
+ * passes of 3x3 stride-1 convolutions with enough channels, and im2col + GEMM otherwise.
+ * The others force one where it applies (WINOGRAD falls back to im2col where it does not);
+ * tests use them to check both paths.
+ */
+typedef enum cim_conv_algorithm {
+    CIM_CONV_AUTO = 0,
+    CIM_CONV_IM2COL = 1,
+    CIM_CONV_WINOGRAD = 2,
+} cim_conv_algorithm;
+
+cim_status cim_cpu_context_set_conv_algorithm(cim_cpu_context *context,
+                                              cim_conv_algorithm algorithm);
+
 /* Bytes of scratch memory the context holds now. */
 size_t cim_cpu_context_workspace_bytes(const cim_cpu_context *context);
 

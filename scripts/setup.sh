@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what cim-train needs on a fresh Debian 12 machine, skipping what is there.
+#
+# Needs: the Swift 6 toolchain on PATH (or at /opt/swift/usr/bin) and apt for the C
+# libraries. Safe to run again: it only installs missing packages.
+set -euo pipefail
+
+packages=(libopenblas-dev)
+
+missing=()
+for package in "${packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+    if [ -x /opt/swift/usr/bin/swift ]; then
+        echo "setup: swift is at /opt/swift/usr/bin; add it to PATH" >&2
+    else
+        echo "setup: no Swift toolchain found; install Swift 6 from swift.org" >&2
+    fi
+    exit 1
+fi
