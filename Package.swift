@@ -39,5 +39,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Backend"], path: "Tests/TestSupport"),
         .testTarget(name: "CKernelsTests", dependencies: ["CKernels"]),
         .testTarget(name: "BackendTests", dependencies: ["Backend", "TestSupport"]),
+        // Fixtures (Tests/Fixtures) are read from the source tree by path.
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Backend", "TestSupport"]),
     ]
 )

@@ -17,6 +17,10 @@ PyTorch counterparts:
   conv fwd+bwd    F.conv2d then y.backward(dy) computing both dx and dw
   logdet          torch.logdet on a [2, n, n] float64 batch (LU-based)
   logdet +inverse torch.linalg.cholesky, 2 sum log diag, torch.cholesky_inverse
+  step            one CorInfoMax training step: CIFAR ResNet-18 (torchvision layout, from
+                  scripts/make_fixture.py), projector 2048-2048-64, the SPEC 2.1 loss with
+                  autograd, SGD momentum 0.9 wd 1e-4, batch 128 random view pairs; run in
+                  a fresh subprocess so its peak resident memory is its own
 """
 import argparse
 import json
@@ -94,7 +98,43 @@ def torch_logdet(args):
     return out
 
 
-TORCH_CASES = {"matmul": torch_matmul, "conv": torch_conv, "logdet": torch_logdet}
+def torch_step_in_this_process(args):
+    """Times the step here; returns (median seconds, peak RSS bytes)."""
+    import resource
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from make_fixture import CovModel, CorInfoMaxLoss
+
+    torch.manual_seed(0)
+    model = CovModel(64, "2048-2048-64")
+    model.train()
+    loss_fn = CorInfoMaxLoss(alpha=250, beta=1, la_R=0.01, la_mu=0.01, eps=1e-8, R_ini=1.0, D=64)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    x1 = torch.rand(args.batch, 3, 32, 32) * 4 - 2
+    x2 = torch.rand(args.batch, 3, 32, 32) * 4 - 2
+
+    def step():
+        z1, z2 = model.embed(x1), model.embed(x2)
+        loss, _, _ = loss_fn(z1, z2)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    seconds = median_time(step, args.warmup, args.repeat)
+    return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def torch_step(args):
+    command = [sys.executable, os.path.abspath(__file__), "--torch-step-only", "--threads",
+               str(args.threads), "--batch", str(args.batch), "--warmup", str(args.warmup),
+               "--repeat", str(args.repeat)]
+    result = json.loads(subprocess.run(command, check=True, capture_output=True,
+                                       text=True).stdout.strip().splitlines()[-1])
+    name = f"resnet18-cifar 2048-2048-64 B{args.batch}"
+    return {(name, "fwd+bwd"): result["median_s"]}, {(name, "fwd+bwd"): result}
+
+
+TORCH_CASES = {"matmul": torch_matmul, "conv": torch_conv, "logdet": torch_logdet,
+               "step": torch_step}
 
 
 def run_ours(args, op):
@@ -102,6 +142,8 @@ def run_ours(args, op):
         path = handle.name
     command = [args.cim, "bench", "--ops", op, "--threads", str(args.threads), "--warmup",
                str(args.warmup), "--repeat", str(args.repeat), "--json", path]
+    if op == "step":
+        command += ["--batch", str(args.batch)]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     with open(path) as handle:
         document = json.load(handle)
@@ -117,18 +159,31 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", help="write the comparison table here")
+    parser.add_argument("--batch", type=int, default=128, help="batch of the step case")
+    parser.add_argument("--torch-step-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.torch_step_only:
+        seconds, peak = torch_step_in_this_process(args)
+        print(json.dumps({"median_s": seconds, "peak_rss_bytes": peak}))
+        return 0
 
     rows = []
     for op in args.ops.split(","):
         ours = run_ours(args, op)
         theirs = TORCH_CASES[op](args)
+        extra = {}
+        if isinstance(theirs, tuple):
+            theirs, extra = theirs
         for key, torch_s in theirs.items():
             mine = ours[key]
-            rows.append({"op": op, "case": key[0], "pass": key[1], "cim_s": mine["median_s"],
-                         "torch_s": torch_s, "ratio": torch_s / mine["median_s"],
-                         "cim_gflops": mine["gflops"]})
+            row = {"op": op, "case": key[0], "pass": key[1], "cim_s": mine["median_s"],
+                   "torch_s": torch_s, "ratio": torch_s / mine["median_s"],
+                   "cim_gflops": mine["gflops"]}
+            if key in extra:
+                row["cim_peak_rss"] = mine["peak_rss_bytes"]
+                row["torch_peak_rss"] = extra[key]["peak_rss_bytes"]
+            rows.append(row)
 
     print(f"torch {torch.__version__}, {args.threads} threads, "
           f"{torch.backends.mkldnn.is_available() and 'oneDNN' or 'no oneDNN'}")
@@ -136,6 +191,10 @@ def main():
     for r in rows:
         print(f"{r['op']:8}{r['case']:24}{r['pass']:9}{r['cim_s'] * 1e3:10.3f}"
               f"{r['torch_s'] * 1e3:10.3f}{r['ratio']:8.2f}")
+        if "cim_peak_rss" in r:
+            print(f"{'':8}peak resident memory: cim-train {r['cim_peak_rss'] / 2**20:.0f} MiB, "
+                  f"torch {r['torch_peak_rss'] / 2**20:.0f} MiB, "
+                  f"ratio {r['cim_peak_rss'] / r['torch_peak_rss']:.2f}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"threads": args.threads, "torch": torch.__version__, "rows": rows},

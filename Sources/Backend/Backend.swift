@@ -76,6 +76,29 @@ public struct Conv2DGeometry: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// Geometry of a 2-D max pooling over NCHW tensors, as PyTorch's
+/// `max_pool2d(x, kernel, stride, padding)` (padding never wins: it acts as −∞).
+public struct Pool2DGeometry: Sendable, Equatable {
+    public var batch: Int, channels: Int, inHeight: Int, inWidth: Int
+    public var kernel: Int, stride: Int, padding: Int
+
+    public init(batch: Int, channels: Int, inHeight: Int, inWidth: Int, kernel: Int,
+                stride: Int, padding: Int) {
+        self.batch = batch
+        self.channels = channels
+        self.inHeight = inHeight
+        self.inWidth = inWidth
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+    }
+
+    public var outHeight: Int { (inHeight + 2 * padding - kernel) / stride + 1 }
+    public var outWidth: Int { (inWidth + 2 * padding - kernel) / stride + 1 }
+    public var inputShape: [Int] { [batch, channels, inHeight, inWidth] }
+    public var outputShape: [Int] { [batch, channels, outHeight, outWidth] }
+}
+
 /// A compute device: memory plus one entry point per op family.
 public protocol Backend: AnyObject, Sendable {
     /// The device as the command line names it ("cpu", "cuda:0", "opencl:1").
@@ -121,6 +144,62 @@ public protocol Backend: AnyObject, Sendable {
     /// `[B, n, n]` by Cholesky. A matrix that is not positive definite throws
     /// ``BackendError/notPositiveDefinite(batchIndex:message:)`` naming its index.
     func logdetSPD(_ matrices: Tensor, logdet: Tensor, inverse: Tensor?) throws
+
+    // MARK: Layers (float32; tensors are [N, C] or [N, C, ...] where channels apply)
+
+    /// Batch normalisation over dimension 1. Training mode uses the batch statistics,
+    /// updates the running ones (`new = (1 − momentum) old + momentum batch`, unbiased
+    /// variance) and fills `savedMean` and `savedInvStd` for the backward pass; evaluation
+    /// mode uses the running statistics.
+    func batchNormForward(
+        input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor,
+        output: Tensor, savedMean: Tensor?, savedInvStd: Tensor?, training: Bool,
+        momentum: Double, epsilon: Double) throws
+
+    /// Backward of training-mode batch norm; parameter gradients written or accumulated.
+    func batchNormBackward(
+        outputGradient: Tensor, input: Tensor, gamma: Tensor, savedMean: Tensor,
+        savedInvStd: Tensor, inputGradient: Tensor, gammaGradient: Tensor,
+        betaGradient: Tensor, accumulate: Bool) throws
+
+    /// `output = max(input, 0)`.
+    func relu(_ input: Tensor, output: Tensor) throws
+    /// `inputGradient = outputGradient · [output > 0]` (may alias `outputGradient`).
+    func reluBackward(outputGradient: Tensor, output: Tensor, inputGradient: Tensor) throws
+    /// `output = a + b`.
+    func add(_ a: Tensor, _ b: Tensor, output: Tensor) throws
+    /// `y = alpha · x + y`.
+    func axpy(_ alpha: Double, _ x: Tensor, _ y: Tensor) throws
+    /// `tensor = alpha · tensor`.
+    func scale(_ tensor: Tensor, by alpha: Double) throws
+    /// Every element set to `value`.
+    func fill(_ tensor: Tensor, value: Double) throws
+    /// `rows[n, j] += bias[j]` for `rows` of shape [N, F].
+    func addBias(_ bias: Tensor, to rows: Tensor) throws
+    /// `sums[j] (+)= Σ_n rows[n, j]`.
+    func columnSum(_ rows: Tensor, into sums: Tensor, accumulate: Bool) throws
+
+    /// `output[n, c] = mean of input[n, c, ...]`, and its backward.
+    func globalAveragePool(input: Tensor, output: Tensor) throws
+    func globalAveragePoolBackward(outputGradient: Tensor, inputGradient: Tensor) throws
+
+    /// Max pooling; `argmax` (int32, the output's shape) records each window's winner.
+    func maxPool2dForward(
+        input: Tensor, output: Tensor, argmax: Tensor, geometry: Pool2DGeometry) throws
+    func maxPool2dBackward(
+        outputGradient: Tensor, argmax: Tensor, inputGradient: Tensor,
+        geometry: Pool2DGeometry) throws
+
+    /// Rows divided by `max(‖row‖₂, epsilon)`; `norms` [N] keeps the norms.
+    func l2NormalizeRows(input: Tensor, output: Tensor, norms: Tensor, epsilon: Double) throws
+    func l2NormalizeRowsBackward(
+        outputGradient: Tensor, output: Tensor, norms: Tensor, inputGradient: Tensor,
+        epsilon: Double) throws
+
+    /// SGD step: `d = g + wd·θ; buf = momentum·buf + d; θ −= lr·buf`.
+    func sgdUpdate(
+        parameter: Tensor, gradient: Tensor, momentumBuffer: Tensor, learningRate: Double,
+        momentum: Double, weightDecay: Double) throws
 }
 
 // MARK: - Conveniences built on the protocol
@@ -150,12 +229,9 @@ extension Backend {
 
     /// Zero-filled tensor.
     public func zeros(_ dtype: DType, _ shape: [Int]) throws -> Tensor {
-        switch dtype {
-        case .float32: return try tensor([Float](repeating: 0, count: shape.reduce(1, *)),
-                                         shape: shape)
-        case .float64: return try tensor([Double](repeating: 0, count: shape.reduce(1, *)),
-                                         shape: shape)
-        }
+        let tensor = try allocate(dtype, shape)
+        try fill(tensor, value: 0)
+        return tensor
     }
 }
 
@@ -180,7 +256,7 @@ public enum OpCheck {
             throw BackendError.shapeMismatch(
                 "gemm needs 2-D tensors, got \(a.shape), \(b.shape), \(c.shape)")
         }
-        guard a.dtype == b.dtype, b.dtype == c.dtype else {
+        guard a.dtype == b.dtype, b.dtype == c.dtype, a.dtype != .int32 else {
             throw BackendError.shapeMismatch(
                 "gemm element types differ: \(a.dtype), \(b.dtype), \(c.dtype)")
         }
@@ -214,6 +290,39 @@ public enum OpCheck {
                     "conv2d \(name) has shape \(tensor.shape), expected \(shape) for \(geometry)")
             }
         }
+    }
+
+    /// Checks that every tensor is float32 with the shape of the first.
+    public static func sameShape(_ op: String, _ tensors: Tensor...) throws {
+        guard let first = tensors.first else { return }
+        for tensor in tensors {
+            guard tensor.dtype == .float32 else {
+                throw BackendError.shapeMismatch("\(op): \(tensor.summary) is not float32")
+            }
+            guard tensor.shape == first.shape else {
+                throw BackendError.shapeMismatch(
+                    "\(op): shapes differ, \(first.shape) and \(tensor.shape)")
+            }
+        }
+    }
+
+    /// Checks a float32 tensor's shape.
+    public static func shape(_ op: String, _ name: String, _ tensor: Tensor, _ expected: [Int])
+        throws
+    {
+        guard tensor.dtype == .float32, tensor.shape == expected else {
+            throw BackendError.shapeMismatch(
+                "\(op): \(name) is \(tensor.summary), expected float32 \(expected)")
+        }
+    }
+
+    /// (N, C, L) of a batch-norm or pooling input [N, C, ...], L the product of the rest.
+    public static func channels(_ op: String, _ tensor: Tensor) throws -> (Int, Int, Int) {
+        guard tensor.rank >= 2, tensor.dtype == .float32 else {
+            throw BackendError.shapeMismatch(
+                "\(op): input must be float32 [N, C, ...], got \(tensor.summary)")
+        }
+        return (tensor.shape[0], tensor.shape[1], tensor.shape.dropFirst(2).reduce(1, *))
     }
 
     /// Returns (batch, n) of a batched SPD log-determinant after checking shapes.

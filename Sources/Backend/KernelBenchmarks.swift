@@ -21,6 +21,17 @@ public struct BenchmarkResult: Sendable {
     public var maxRelativeError: Double
     /// Further measurements by name (images per second, bytes), for ops that have them.
     public var extra: [String: Double] = [:]
+
+    public init(op: String, caseName: String, pass: String, medianSeconds: Double,
+                gflops: Double?, maxRelativeError: Double, extra: [String: Double] = [:]) {
+        self.op = op
+        self.caseName = caseName
+        self.pass = pass
+        self.medianSeconds = medianSeconds
+        self.gflops = gflops
+        self.maxRelativeError = maxRelativeError
+        self.extra = extra
+    }
 }
 
 /// A case whose result disagreed with the reference.
@@ -29,6 +40,13 @@ public struct BenchmarkVerificationError: Error, CustomStringConvertible {
     public let caseName: String
     public let error: Double
     public let tolerance: Double
+    public init(op: String, caseName: String, error: Double, tolerance: Double) {
+        self.op = op
+        self.caseName = caseName
+        self.error = error
+        self.tolerance = tolerance
+    }
+
     public var description: String {
         "bench \(op) \(caseName): result differs from the reference (max relative error "
             + "\(error), tolerance \(tolerance)); the kernel is wrong, not slow"

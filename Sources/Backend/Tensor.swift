@@ -9,9 +9,11 @@
 public enum DType: String, Sendable, CaseIterable {
     case float32
     case float64
+    /// Indices (max-pooling winners).
+    case int32
 
     /// Bytes per element.
-    public var size: Int { self == .float32 ? 4 : 8 }
+    public var size: Int { self == .float64 ? 8 : 4 }
 }
 
 /// A Swift scalar type that maps onto a ``DType``.

@@ -71,6 +71,8 @@ char *openblas_get_corename(void);
 
 /* Fortran LAPACK; the trailing size_t is the hidden length of the character argument. */
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t);
+void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
+            double *w, double *work, const int *lwork, int *info, size_t, size_t);
 void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t);
 
 #endif /* CKERNELS_INTERNAL_H */

@@ -89,6 +89,30 @@ cim_status cim_cpu_logdet_spd_f64(cim_cpu_context *context, int batch, int n, co
     return CIM_OK;
 }
 
+/* ---- symmetric eigenvalues ------------------------------------------------------------ */
+
+/* Eigenvalues of one symmetric n x n matrix (lower triangle read), ascending, by LAPACK
+ * dsyev; for logging the spectrum of the covariance state, not for the loss. */
+cim_status cim_cpu_symmetric_eigenvalues_f64(cim_cpu_context *context, int n, const double *a,
+                                             double *eigenvalues) {
+    if (!context || !a || !eigenvalues)
+        return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL pointer");
+    if (n < 1) return CIM_FAIL(CIM_ERROR_SHAPE, "n=%d must be >= 1", n);
+    if (!lower_triangle_finite_(n, a))
+        return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "the matrix has a non-finite entry");
+    /* workspace: the matrix copy, then dsyev's work array (3n is enough; ask for more) */
+    const int lwork = 66 * n;
+    double *copy = malloc(sizeof(double) * ((size_t)n * n + lwork));
+    if (!copy) return CIM_FAIL(CIM_ERROR_OUT_OF_MEMORY, "no memory for a %d x %d copy", n, n);
+    memcpy(copy, a, sizeof(double) * n * n);
+    int info = 0;
+    cim_cpu_context_apply_threads_(context);
+    dsyev_("N", "U", &n, copy, &n, eigenvalues, copy + (size_t)n * n, &lwork, &info, 1, 1);
+    free(copy);
+    if (info != 0) return CIM_FAIL(CIM_ERROR_INTERNAL, "dsyev failed (info %d)", info);
+    return CIM_OK;
+}
+
 /* ---- reference ------------------------------------------------------------------------ */
 
 cim_status cim_reference_cholesky_logdet_f64(int n, const double *a, double *l_out,

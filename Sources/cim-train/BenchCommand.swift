@@ -4,11 +4,17 @@
 
 import Backend
 import Foundation
+import Training
 
 enum BenchCommand {
+    static let allOps = KernelBenchmarks.ops + ["step"]
+
     static let specs: [OptionSpec] = [
         .option("ops", "LIST", default: "matmul,conv,logdet",
-                "comma list of op families: \(KernelBenchmarks.ops.joined(separator: ", "))"),
+                "comma list of: \(allOps.joined(separator: ", ")) (step: one ResNet-18 "
+                    + "training step, batch 128)"),
+        .option("batch", "N", default: "128", "batch size of the step benchmark"),
+        .flag("profile", "step: print the time per op and shape over the timed steps"),
         .option("device", "NAME", default: "cpu", "device to run on (auto, cpu, cuda:N, opencl:N)"),
         .option("threads", "N", default: "0", "CPU threads (0 = every core)"),
         .option("warmup", "N", default: "2", "untimed runs before timing each case"),
@@ -29,9 +35,9 @@ enum BenchCommand {
         let ops = options.string("ops")!.split(separator: ",").map {
             $0.trimmingCharacters(in: .whitespaces)
         }
-        for op in ops where !KernelBenchmarks.ops.contains(op) {
+        for op in ops where !allOps.contains(op) {
             throw UsageError(
-                "unknown op '\(op)' in --ops; expected any of \(KernelBenchmarks.ops.joined(separator: ","))")
+                "unknown op '\(op)' in --ops; expected any of \(allOps.joined(separator: ","))")
         }
         var benchOptions = BenchmarkOptions()
         benchOptions.warmup = try options.int("warmup", range: 0...1000)!
@@ -49,19 +55,56 @@ enum BenchCommand {
 
         var results: [BenchmarkResult] = []
         for op in ops {
+            if op == "step" {
+                var config = StepBenchmarkConfig()
+                config.batch = try options.int("batch", range: 2...65536)!
+                let profiler = options.has("profile") ? ProfilingBackend(backend) : nil
+                let result = try StepBenchmark.run(
+                    on: profiler ?? backend, host: CPUBackend(threads: threads), config: config,
+                    options: benchOptions)
+                results.append(result)
+                printRow(result)
+                print(String(format: "        %.1f images/s, peak resident memory %.0f MiB",
+                             result.extra["images_per_s"] ?? 0,
+                             (result.extra["peak_rss_bytes"] ?? 0) / 1048576))
+                if let profiler { printProfile(profiler.profile, steps: benchOptions.repeats) }
+                continue
+            }
             try KernelBenchmarks.run(op: op, on: backend, options: benchOptions) { result in
                 results.append(result)
-                let gflops = result.gflops.map { String(format: "%.1f", $0) } ?? "-"
-                print(pad(result.op, 8) + pad(result.caseName, 24) + pad(result.pass, 9)
-                      + padLeft(String(format: "%.3f", result.medianSeconds * 1e3), 11)
-                      + padLeft(gflops, 10)
-                      + padLeft(String(format: "%.2e", result.maxRelativeError), 13))
-                fflush(nil)  // all streams: show each case as it finishes
+                printRow(result)
             }
         }
         if let path = options.string("json") {
             try writeJSON(results, backend: backend, threads: threads, to: path)
             print("\nwrote \(path)")
+        }
+    }
+
+    static func printRow(_ result: BenchmarkResult) {
+        let gflops = result.gflops.map { String(format: "%.1f", $0) } ?? "-"
+        print(pad(result.op, 8) + pad(result.caseName, 24) + pad(result.pass, 9)
+              + padLeft(String(format: "%.3f", result.medianSeconds * 1e3), 11)
+              + padLeft(gflops, 10)
+              + padLeft(String(format: "%.2e", result.maxRelativeError), 13))
+        fflush(nil)  // all streams: show each case as it finishes
+    }
+
+    /// Time per op family, then the costliest (op, shape) pairs, per step.
+    static func printProfile(_ profile: [ProfileEntry], steps: Int) {
+        let total = profile.reduce(0) { $0 + $1.seconds }
+        guard total > 0 else { return }
+        var byOp: [String: Double] = [:]
+        for entry in profile { byOp[entry.op, default: 0] += entry.seconds }
+        print("\nprofile per step (ms), by op:")
+        for (op, seconds) in byOp.sorted(by: { $0.value > $1.value }) {
+            print("  " + pad(op, 18) + padLeft(String(format: "%.1f", seconds * 1e3 / Double(steps)), 9)
+                  + padLeft(String(format: "%.1f%%", 100 * seconds / total), 8))
+        }
+        print("by op and shape (top 25):")
+        for entry in profile.prefix(25) {
+            print("  " + pad(entry.op, 16) + pad(entry.shape, 64)
+                  + padLeft(String(format: "%.1f", entry.seconds * 1e3 / Double(steps)), 9))
         }
     }
 

@@ -200,6 +200,11 @@ double cim_reference_conv2d_backward_filter_element(const cim_conv2d_shape *shap
 cim_status cim_cpu_logdet_spd_f64(cim_cpu_context *context, int batch, int n, const double *a,
                                   double *logdet, double *inverse, int *failed_index);
 
+/* Eigenvalues (ascending) of one symmetric n x n fp64 matrix; only the lower triangle is
+ * read. For monitoring (the spectrum of the loss's covariance state). */
+cim_status cim_cpu_symmetric_eigenvalues_f64(cim_cpu_context *context, int n, const double *a,
+                                             double *eigenvalues);
+
 /*
  * Reference: textbook Cholesky (Cholesky-Banachiewicz, row by row) of one n x n matrix in
  * double, the log-determinant through *out_logdet. Returns CIM_ERROR_NOT_POSITIVE_DEFINITE
@@ -207,6 +212,88 @@ cim_status cim_cpu_logdet_spd_f64(cim_cpu_context *context, int batch, int n, co
  */
 cim_status cim_reference_cholesky_logdet_f64(int n, const double *a, double *l_out,
                                              double *out_logdet);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Batch normalisation over [N, C, L] (L = H W; 1 for BatchNorm1d), batchnorm.c            */
+
+/* Training mode (training != 0) normalises with this batch's statistics, updates the running
+ * statistics with `momentum` (PyTorch's convention: new = (1 - m) old + m batch, unbiased
+ * variance) and saves the batch mean and 1/sqrt(var + eps) for the backward pass.
+ * Evaluation mode normalises with the running statistics and writes nothing else. */
+cim_status cim_cpu_batchnorm_forward(cim_cpu_context *context, int N, int C, int L,
+                                     const float *x, const float *gamma, const float *beta,
+                                     float *running_mean, float *running_var, float *y,
+                                     float *saved_mean, float *saved_inv_std, int training,
+                                     float momentum, float eps);
+
+/* Backward of training mode: dx is written; dgamma and dbeta written or, with accumulate,
+ * added to. */
+cim_status cim_cpu_batchnorm_backward(cim_cpu_context *context, int N, int C, int L,
+                                      const float *dy, const float *x, const float *gamma,
+                                      const float *saved_mean, const float *saved_inv_std,
+                                      float *dx, float *dgamma, float *dbeta, int accumulate);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Element-wise, row and column ops (elementwise.c); count is the number of elements        */
+
+cim_status cim_cpu_relu_forward(cim_cpu_context *context, long count, const float *x,
+                                float *y);
+/* dx = dy where y > 0, else 0 (y is the forward output). dx may alias dy. */
+cim_status cim_cpu_relu_backward(cim_cpu_context *context, long count, const float *dy,
+                                 const float *y, float *dx);
+cim_status cim_cpu_add(cim_cpu_context *context, long count, const float *a, const float *b,
+                       float *y);
+/* y = alpha x + y */
+cim_status cim_cpu_axpy(cim_cpu_context *context, long count, float alpha, const float *x,
+                        float *y);
+cim_status cim_cpu_scale(cim_cpu_context *context, long count, float alpha, float *y);
+cim_status cim_cpu_fill(cim_cpu_context *context, long count, float value, float *y);
+/* y[n][j] += bias[j] for a rows x columns y */
+cim_status cim_cpu_bias_add(cim_cpu_context *context, int rows, int columns, const float *bias,
+                            float *y);
+/* sums[j] = (or +=, with accumulate) sum_n y[n][j] */
+cim_status cim_cpu_column_sum(cim_cpu_context *context, int rows, int columns, const float *y,
+                              float *sums, int accumulate);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Pooling (pooling.c)                                                                      */
+
+/* y[n, c] = mean of the L values of plane (n, c), and its backward. */
+cim_status cim_cpu_global_avg_pool_forward(cim_cpu_context *context, int N, int C, int L,
+                                           const float *x, float *y);
+cim_status cim_cpu_global_avg_pool_backward(cim_cpu_context *context, int N, int C, int L,
+                                            const float *dy, float *dx);
+
+typedef struct cim_pool2d_shape {
+    int batch, channels, in_height, in_width;
+    int kernel_height, kernel_width, stride_height, stride_width, pad_height, pad_width;
+} cim_pool2d_shape;
+
+cim_status cim_pool2d_output_size(const cim_pool2d_shape *shape, int *out_height,
+                                  int *out_width);
+
+/* Max pooling with -infinity padding; argmax receives the winner's flat index in its plane. */
+cim_status cim_cpu_max_pool2d_forward(cim_cpu_context *context, const cim_pool2d_shape *shape,
+                                      const float *x, float *y, int32_t *argmax);
+/* dx = 0, then dx[argmax] += dy. */
+cim_status cim_cpu_max_pool2d_backward(cim_cpu_context *context, const cim_pool2d_shape *shape,
+                                       const float *dy, const int32_t *argmax, float *dx);
+
+/* ---------------------------------------------------------------------------------------- */
+/* L2 row normalisation z = u / max(||u||, eps) (normalize.c)                               */
+
+cim_status cim_cpu_l2_normalize_forward(cim_cpu_context *context, int rows, int columns,
+                                        float eps, const float *u, float *z, float *norms);
+cim_status cim_cpu_l2_normalize_backward(cim_cpu_context *context, int rows, int columns,
+                                         float eps, const float *dz, const float *z,
+                                         const float *norms, float *du);
+
+/* ---------------------------------------------------------------------------------------- */
+/* SGD with momentum and weight decay (sgd.c)                                               */
+
+/* d = g + wd theta; buf = momentum buf + d; theta -= lr buf */
+cim_status cim_cpu_sgd_update(cim_cpu_context *context, long count, float lr, float momentum,
+                              float weight_decay, float *theta, const float *g, float *buf);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Run-time library probe                                                                   */
