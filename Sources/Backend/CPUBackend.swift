@@ -192,7 +192,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         let (m, n, k) = try OpCheck.gemm(a, transposeA: transposeA, b, transposeB: transposeB, c)
         let ta = transposeA ? CIM_TRANSPOSE : CIM_NO_TRANSPOSE
         let tb = transposeB ? CIM_TRANSPOSE : CIM_NO_TRANSPOSE
-        let (lda, ldb, ldc) = (Int32(a.shape[1]), Int32(b.shape[1]), Int32(c.shape[1]))
+        // BLAS wants leading dimensions of at least 1, also for empty matrices
+        let (lda, ldb, ldc) = (Int32(max(1, a.shape[1])), Int32(max(1, b.shape[1])),
+                               Int32(max(1, c.shape[1])))
         try locked {
             switch a.dtype {
             case .float32:

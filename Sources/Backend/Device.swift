@@ -33,7 +33,11 @@ public enum DeviceRequest: Equatable, Sendable, CustomStringConvertible {
         let parts = name.split(separator: ":", omittingEmptySubsequences: false)
         func index() throws -> Int? {
             guard parts.count == 2 else { return nil }
-            guard let value = Int(parts[1]), value >= 0 else {
+            // digits only: no sign, no leading zero (cuda:+1 and cuda:01 are typos)
+            let digits = parts[1]
+            guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
+                digits == "0" || !digits.hasPrefix("0"), let value = Int(digits)
+            else {
                 throw BackendError.unknownDevice(
                     "unknown device '\(text)': the index after ':' must be a number >= 0")
             }

@@ -24,13 +24,13 @@ cim_status cim_gemm_check(cim_transpose trans_a, cim_transpose trans_b, int m, i
     int a_columns = trans_a == CIM_TRANSPOSE ? m : k;
     int b_columns = trans_b == CIM_TRANSPOSE ? k : n;
     if (lda < (a_columns > 1 ? a_columns : 1))
-        return CIM_FAIL(CIM_ERROR_SHAPE, "lda=%d is smaller than the %d columns of A", lda,
+        return CIM_FAIL(CIM_ERROR_SHAPE, "lda=%d is below max(1, %d), the columns of A", lda,
                         a_columns);
     if (ldb < (b_columns > 1 ? b_columns : 1))
-        return CIM_FAIL(CIM_ERROR_SHAPE, "ldb=%d is smaller than the %d columns of B", ldb,
+        return CIM_FAIL(CIM_ERROR_SHAPE, "ldb=%d is below max(1, %d), the columns of B", ldb,
                         b_columns);
     if (ldc < (n > 1 ? n : 1))
-        return CIM_FAIL(CIM_ERROR_SHAPE, "ldc=%d is smaller than the %d columns of C", ldc, n);
+        return CIM_FAIL(CIM_ERROR_SHAPE, "ldc=%d is below max(1, %d), the columns of C", ldc, n);
     return CIM_OK;
 }
 

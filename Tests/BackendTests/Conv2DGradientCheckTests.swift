@@ -11,7 +11,7 @@
 //     backward loops.
 //   - central differences of the fast float32 forward with h ~ 1e-2, which agree only to
 //     ~1e-2 (float32 rounding over 2h), but check that the fast forward and the fast
-//     backward passes describe the same function.
+//     backward passes describe the same function, with Winograd forced on and off.
 
 import Backend
 import TestSupport
@@ -71,9 +71,10 @@ final class Conv2DGradientCheckTests: XCTestCase {
     /// Checks `samples` random elements of dx and of dw against both kinds of differences.
     private func checkGradients(
         _ geometry: Conv2DGeometry, seed: UInt64, samples: Int,
-        file: StaticString = #filePath, line: UInt = #line
+        algorithm: ConvolutionAlgorithm = .auto, file: StaticString = #filePath,
+        line: UInt = #line
     ) throws {
-        let backend = try CPUBackend(threads: 2)
+        let backend = try CPUBackend(threads: 2, convolution: algorithm)
         let p = try makeProblem(geometry, seed: seed, backend: backend)
         var rng = SplitMix64(seed: seed ^ 0xFD)
         let xd = p.x.map(Double.init), wd = p.w.map(Double.init)
@@ -121,17 +122,20 @@ final class Conv2DGradientCheckTests: XCTestCase {
         for (label, analytic, numeric, scale) in exact {
             assertClose(
                 [analytic], [numeric], scale: [scale], rtol: 1e-6,
-                "\(label) vs fp64 central difference, \(geometry)", file: file, line: line)
+                "\(label) vs fp64 central difference, \(geometry) \(algorithm)",
+                file: file, line: line)
         }
         for (label, analytic, numeric, scale) in loose {
             assertClose(
                 [analytic], [numeric], scale: [scale], rtol: 1e-2,
-                "\(label) vs float32 central difference, \(geometry)", file: file, line: line)
+                "\(label) vs float32 central difference, \(geometry) \(algorithm)",
+                file: file, line: line)
         }
         let worstExact = exact.map { abs($0.analytic - $0.numeric) / $0.scale }.max() ?? 0
         let worstLoose = loose.map { abs($0.analytic - $0.numeric) / $0.scale }.max() ?? 0
-        print("tensor dx,dw vs fp64 FD [\(geometry)] max rel diff \(scientific(worstExact))")
-        print("tensor dx,dw vs fp32 FD [\(geometry)] max rel diff \(scientific(worstLoose))")
+        let label = "[\(geometry)] \(algorithm)"
+        print("tensor dx,dw vs fp64 FD \(label) max rel diff \(scientific(worstExact))")
+        print("tensor dx,dw vs fp32 FD \(label) max rel diff \(scientific(worstLoose))")
     }
 
     func testStride2Padded3x3GroupedImages() throws {
@@ -149,6 +153,17 @@ final class Conv2DGradientCheckTests: XCTestCase {
                 batch: 1, inChannels: 2, inHeight: 7, inWidth: 9, outChannels: 3, kernel: 7,
                 stride: 1, padding: 3),
             seed: 202, samples: 6)
+    }
+
+    func testWinograd3x3Stride1() throws {
+        // Forward and backward data both through Winograd F(2x2, 3x3), odd output sizes.
+        for algorithm in [ConvolutionAlgorithm.winograd, .im2col] {
+            try checkGradients(
+                Conv2DGeometry(
+                    batch: 2, inChannels: 3, inHeight: 7, inWidth: 9, outChannels: 4,
+                    kernel: 3, stride: 1, padding: 1),
+                seed: 204, samples: 6, algorithm: algorithm)
+        }
     }
 
     func testPointwiseStride2NonSquare() throws {

@@ -1,13 +1,16 @@
 // Conv2DTests.swift: CPUBackend's three convolution passes against the naive fp64 7-loop
-// references in NaiveReference.swift.
+// references in NaiveReference.swift, under every convolution algorithm.
 //
-// The geometries are picked to reach every path of the im2col implementation in conv2d.c:
-// one image per GEMM with and without im2col (the 1x1 stride-1 unpadded "direct" case),
-// several images grouped into one GEMM with a short last group (small outputs, batch 37),
-// strides that do not divide the input, padding wider than a 1x1 kernel needs, 7x7 kernels
-// with padding 3, and non-square images and kernels, so a height/width mix-up shows. Output
-// tensors start full of NaN, so a pass that leaves any element unwritten fails. Errors are
-// measured against the sum of |terms| of each element (1e-5 of it in float32).
+// Each geometry runs with ConvolutionAlgorithm .auto, .im2col and .winograd, so both the
+// im2col + GEMM path and Winograd F(2x2, 3x3) (3x3 stride-1 forward and backward data) are
+// checked on the same data. The geometries reach the paths of the implementation: one image
+// per GEMM with and without im2col (the 1x1 stride-1 unpadded "direct" case), several images
+// per GEMM with a short last group (batch 37 is prime, so any group size leaves one),
+// Winograd tiles cut off by odd output sizes and several Winograd image groups, strides that
+// do not divide the input, padding wider than a 1x1 kernel needs, 7x7 kernels with padding
+// 3, and non-square images and kernels, so a height/width mix-up shows. Output tensors
+// start full of NaN, so a pass that leaves any element unwritten fails. Errors are measured
+// against the sum of |terms| of each element (1e-5 of it in float32).
 
 import Backend
 import TestSupport
@@ -20,56 +23,63 @@ final class Conv2DTests: XCTestCase {
         try backend.tensor([Float](repeating: .nan, count: shape.reduce(1, *)), shape: shape)
     }
 
-    /// Runs forward, backward data and backward filter on random data and compares each
-    /// with the naive reference.
+    /// Runs forward, backward data and backward filter on random data under each algorithm
+    /// and thread count, and compares each result with the naive reference.
     private func checkPasses(
-        _ g: Conv2DGeometry, seed: UInt64, backend: CPUBackend? = nil,
+        _ g: Conv2DGeometry, seed: UInt64,
+        algorithms: [ConvolutionAlgorithm] = ConvolutionAlgorithm.allCases,
+        threads: [Int] = [2], backend shared: CPUBackend? = nil,
         file: StaticString = #filePath, line: UInt = #line
     ) throws {
-        let backend = try backend ?? CPUBackend(threads: 2)
         var rng = SplitMix64(seed: seed)
         let x = rng.floats(g.inputShape.reduce(1, *))
         let w = rng.floats(g.weightShape.reduce(1, *))
         let dy = rng.floats(g.outputShape.reduce(1, *))
         let (xd, wd, dyd) = (x.map(Double.init), w.map(Double.init), dy.map(Double.init))
-        let tx = try backend.tensor(x, shape: g.inputShape)
-        let tw = try backend.tensor(w, shape: g.weightShape)
-        let tdy = try backend.tensor(dy, shape: g.outputShape)
-
-        // forward
-        let ty = try nanTensor(backend, g.outputShape)
-        try backend.conv2dForward(input: tx, weight: tw, output: ty, geometry: g)
-        let y: [Float] = try backend.download(ty)
         let yRef = Naive.conv2dForward(g, x: xd, w: wd)
-        assertClose(
-            y.map(Double.init), yRef.values, scale: yRef.magnitudes, rtol: Self.rtol,
-            "forward \(g)", file: file, line: line)
-        reportDifference("y [\(g)]", y.map(Double.init), yRef.values, scale: yRef.magnitudes)
-
-        // backward data
-        let tdx = try nanTensor(backend, g.inputShape)
-        try backend.conv2dBackwardData(
-            outputGradient: tdy, weight: tw, inputGradient: tdx, geometry: g)
-        let dx: [Float] = try backend.download(tdx)
         let dxRef = Naive.conv2dBackwardData(g, dy: dyd, w: wd)
-        assertClose(
-            dx.map(Double.init), dxRef.values, scale: dxRef.magnitudes, rtol: Self.rtol,
-            "backward data \(g)", file: file, line: line)
-        reportDifference(
-            "dx [\(g)]", dx.map(Double.init), dxRef.values, scale: dxRef.magnitudes)
-
-        // backward filter, overwriting
-        let tdw = try nanTensor(backend, g.weightShape)
-        try backend.conv2dBackwardFilter(
-            input: tx, outputGradient: tdy, weightGradient: tdw, geometry: g,
-            accumulate: false)
-        let dw: [Float] = try backend.download(tdw)
         let dwRef = Naive.conv2dBackwardFilter(g, x: xd, dy: dyd)
-        assertClose(
-            dw.map(Double.init), dwRef.values, scale: dwRef.magnitudes, rtol: Self.rtol,
-            "backward filter \(g)", file: file, line: line)
-        reportDifference(
-            "dw [\(g)]", dw.map(Double.init), dwRef.values, scale: dwRef.magnitudes)
+
+        for algorithm in algorithms {
+            for threadCount in threads {
+                let backend =
+                    try shared ?? CPUBackend(threads: threadCount, convolution: algorithm)
+                let label = "[\(g)] \(algorithm) \(backend.threads) threads"
+                let tx = try backend.tensor(x, shape: g.inputShape)
+                let tw = try backend.tensor(w, shape: g.weightShape)
+                let tdy = try backend.tensor(dy, shape: g.outputShape)
+
+                // forward
+                let ty = try nanTensor(backend, g.outputShape)
+                try backend.conv2dForward(input: tx, weight: tw, output: ty, geometry: g)
+                let y = try backend.download(ty, as: Float.self).map(Double.init)
+                assertClose(
+                    y, yRef.values, scale: yRef.magnitudes, rtol: Self.rtol,
+                    "forward \(label)", file: file, line: line)
+                reportDifference("y \(label)", y, yRef.values, scale: yRef.magnitudes)
+
+                // backward data
+                let tdx = try nanTensor(backend, g.inputShape)
+                try backend.conv2dBackwardData(
+                    outputGradient: tdy, weight: tw, inputGradient: tdx, geometry: g)
+                let dx = try backend.download(tdx, as: Float.self).map(Double.init)
+                assertClose(
+                    dx, dxRef.values, scale: dxRef.magnitudes, rtol: Self.rtol,
+                    "backward data \(label)", file: file, line: line)
+                reportDifference("dx \(label)", dx, dxRef.values, scale: dxRef.magnitudes)
+
+                // backward filter, overwriting
+                let tdw = try nanTensor(backend, g.weightShape)
+                try backend.conv2dBackwardFilter(
+                    input: tx, outputGradient: tdy, weightGradient: tdw, geometry: g,
+                    accumulate: false)
+                let dw = try backend.download(tdw, as: Float.self).map(Double.init)
+                assertClose(
+                    dw, dwRef.values, scale: dwRef.magnitudes, rtol: Self.rtol,
+                    "backward filter \(label)", file: file, line: line)
+                reportDifference("dw \(label)", dw, dwRef.values, scale: dwRef.magnitudes)
+            }
+        }
     }
 
     // MARK: - Geometries
@@ -153,22 +163,24 @@ final class Conv2DTests: XCTestCase {
     }
 
     func testGroupedImagesWithShortLastGroup() throws {
-        // 4x4 outputs: 16 columns per image, so images are grouped 16 at a time to fill a
-        // GEMM; batch 37 = 16 + 16 + 5 leaves a short last group.
+        // 4x4 outputs give 16 GEMM columns per image, so images are grouped; batch 37 is
+        // prime, so the last group is short whatever the group size. Thread counts 1, 2 and
+        // 3 split the groups differently (and backward filter sums per-thread partials).
         try checkPasses(
             Conv2DGeometry(
                 batch: 37, inChannels: 3, inHeight: 8, inWidth: 8, outChannels: 4, kernel: 3,
                 stride: 2, padding: 1),
-            seed: 112)
-        // Grouped 1x1 stride 1 (not direct, since G > 1).
+            seed: 112, threads: [1, 2, 3])
+        // Grouped 1x1 stride 1 (not direct, since a group holds several images).
         try checkPasses(
             Conv2DGeometry(
                 batch: 19, inChannels: 3, inHeight: 4, inWidth: 5, outChannels: 6, kernel: 1),
-            seed: 113)
+            seed: 113, threads: [1, 2, 3])
     }
 
     func testOneImagePerGemmWithIm2col() throws {
-        // 16x16 outputs fill a GEMM alone (G = 1) but 3x3 padding still needs im2col.
+        // 16x16 outputs and batch 2 on 2 threads: one image per GEMM, but 3x3 padding still
+        // needs im2col.
         try checkPasses(
             Conv2DGeometry(
                 batch: 2, inChannels: 2, inHeight: 16, inWidth: 16, outChannels: 3, kernel: 3,
@@ -188,37 +200,109 @@ final class Conv2DTests: XCTestCase {
                 batch: 2, inChannels: 3, inHeight: 5, inWidth: 10, outChannels: 2,
                 kernel: (1, 5), stride: (1, 3), padding: (0, 2)),
             seed: 116)
+        // 3x3 stride 1 with padding only in height: Winograd with pad_h != pad_w.
+        try checkPasses(
+            Conv2DGeometry(
+                batch: 2, inChannels: 3, inHeight: 5, inWidth: 8, outChannels: 4,
+                kernel: (3, 3), stride: (1, 1), padding: (2, 0)),
+            seed: 121)
+    }
+
+    // MARK: - Winograd
+
+    func testWinogradChannelCountsThatAutoPicks() throws {
+        // 16 channels in and out: .auto takes Winograd here, not only .winograd. 7x5
+        // outputs end in half-used 2x2 tiles in both directions.
+        try checkPasses(
+            Conv2DGeometry(
+                batch: 2, inChannels: 16, inHeight: 7, inWidth: 5, outChannels: 16, kernel: 3,
+                stride: 1, padding: 1),
+            seed: 122)
+    }
+
+    func testWinogradPadding2() throws {
+        // Padding 2 grows the output (7x8 from 5x6); backward data then runs Winograd with
+        // padding 0.
+        try checkPasses(
+            Conv2DGeometry(
+                batch: 3, inChannels: 3, inHeight: 5, inWidth: 6, outChannels: 4, kernel: 3,
+                stride: 1, padding: 2),
+            seed: 123)
+    }
+
+    func testWinogradSeveralImageGroups() throws {
+        // 128x128 images hold 4096 tiles each, enough that a Winograd group takes only a
+        // couple of images: batch 5 gives several groups, the last one short, spread over
+        // the threads.
+        try checkPasses(
+            Conv2DGeometry(
+                batch: 5, inChannels: 2, inHeight: 128, inWidth: 128, outChannels: 2,
+                kernel: 3, stride: 1, padding: 1),
+            seed: 124, algorithms: [.winograd, .im2col], threads: [2, 3])
     }
 
     func testWorkspaceReuseAcrossGeometries() throws {
         // One backend runs a large geometry and then smaller ones: the scratch memory it
-        // keeps holds stale patches from the earlier call, which must not leak into later
-        // results.
-        let backend = try CPUBackend(threads: 2)
-        try checkPasses(
-            Conv2DGeometry(
-                batch: 4, inChannels: 4, inHeight: 12, inWidth: 12, outChannels: 3,
-                kernel: 3, stride: 1, padding: 1),
-            seed: 117, backend: backend)
-        let large = backend.workspaceBytes
-        XCTAssertGreaterThan(large, 0, "an im2col pass uses scratch memory")
-        try checkPasses(
-            Conv2DGeometry(
-                batch: 3, inChannels: 2, inHeight: 5, inWidth: 7, outChannels: 3, kernel: 3,
-                stride: 2, padding: 1),
-            seed: 118, backend: backend)
-        try checkPasses(
-            Conv2DGeometry(
-                batch: 1, inChannels: 2, inHeight: 5, inWidth: 7, outChannels: 3, kernel: 1),
-            seed: 119, backend: backend)
-        XCTAssertEqual(backend.workspaceBytes, large, "scratch memory grows, never shrinks")
+        // keeps holds stale patches and tiles from the earlier calls, which must not leak
+        // into later results.
+        for algorithm in ConvolutionAlgorithm.allCases {
+            let backend = try CPUBackend(threads: 2, convolution: algorithm)
+            try checkPasses(
+                Conv2DGeometry(
+                    batch: 4, inChannels: 4, inHeight: 12, inWidth: 12, outChannels: 3,
+                    kernel: 3, stride: 1, padding: 1),
+                seed: 117, algorithms: [algorithm], backend: backend)
+            let large = backend.workspaceBytes
+            XCTAssertGreaterThan(large, 0, "an im2col or Winograd pass uses scratch memory")
+            try checkPasses(
+                Conv2DGeometry(
+                    batch: 3, inChannels: 2, inHeight: 5, inWidth: 7, outChannels: 3,
+                    kernel: 3, stride: 2, padding: 1),
+                seed: 118, algorithms: [algorithm], backend: backend)
+            try checkPasses(
+                Conv2DGeometry(
+                    batch: 2, inChannels: 2, inHeight: 5, inWidth: 7, outChannels: 3,
+                    kernel: 3, stride: 1, padding: 1),
+                seed: 119, algorithms: [algorithm], backend: backend)
+            XCTAssertGreaterThanOrEqual(
+                backend.workspaceBytes, large, "scratch memory grows, never shrinks")
+        }
+    }
+
+    // MARK: - Random small geometries
+
+    func testRandomSmallGeometries() throws {
+        // Seeded random geometries down to 1x1 images, so the edge cases nobody listed (a
+        // kernel as large as the padded input, a single output row, padding larger than the
+        // image) are reached too. A third of them are 3x3 stride 1 for Winograd.
+        var rng = SplitMix64(seed: 130)
+        for index in 0..<40 {
+            let winogradShaped = index % 3 == 0
+            let kernel = winogradShaped ? (3, 3) : (1 + rng.index(4), 1 + rng.index(4))
+            let stride = winogradShaped ? (1, 1) : (1 + rng.index(3), 1 + rng.index(3))
+            let padding = (rng.index(3), rng.index(3))
+            // Smallest input the kernel fits once padded, plus a little.
+            let height = max(1, kernel.0 - 2 * padding.0) + rng.index(6)
+            let width = max(1, kernel.1 - 2 * padding.1) + rng.index(6)
+            let g = Conv2DGeometry(
+                batch: 1 + rng.index(5), inChannels: 1 + rng.index(4), inHeight: height,
+                inWidth: width, outChannels: 1 + rng.index(4), kernel: kernel, stride: stride,
+                padding: padding)
+            try checkPasses(g, seed: 1000 + UInt64(index), threads: [1 + rng.index(3)])
+        }
     }
 
     // MARK: - Accumulation
 
-    /// Backward filter with accumulate adds to what dw holds, across every image group.
+    /// Backward filter with accumulate adds to what dw holds, across every image group and
+    /// with the per-thread partial sums of 1, 2 and 3 threads.
     func testBackwardFilterAccumulates() throws {
-        let backend = try CPUBackend(threads: 2)
+        for threads in [1, 2, 3] {
+            try checkAccumulation(backend: CPUBackend(threads: threads))
+        }
+    }
+
+    private func checkAccumulation(backend: CPUBackend) throws {
         let geometries = [
             Conv2DGeometry(
                 batch: 37, inChannels: 3, inHeight: 8, inWidth: 8, outChannels: 4, kernel: 3,
@@ -248,7 +332,7 @@ final class Conv2DTests: XCTestCase {
             let scale = zip(dw0, reference.magnitudes).map { abs(Double($0)) + $1 }
             assertClose(
                 dw.map(Double.init), expected, scale: scale, rtol: Self.rtol,
-                "accumulated backward filter \(g)")
+                "accumulated backward filter \(g), \(backend.threads) threads")
 
             // A second accumulating call adds the same gradient again.
             try backend.conv2dBackwardFilter(
@@ -259,7 +343,7 @@ final class Conv2DTests: XCTestCase {
             let scaleTwice = zip(dw0, reference.magnitudes).map { abs(Double($0)) + 2 * $1 }
             assertClose(
                 twice.map(Double.init), expectedTwice, scale: scaleTwice, rtol: Self.rtol,
-                "twice accumulated backward filter \(g)")
+                "twice accumulated backward filter \(g), \(backend.threads) threads")
         }
     }
 

@@ -19,6 +19,8 @@ final class GemmTests: XCTestCase {
     ]
     /// alpha and beta exactly representable in float32, so both paths see the same values.
     static let scalings: [(alpha: Double, beta: Double)] = [(1, 0), (1.5, -0.75), (-0.5, 1)]
+    /// Set once CPUBackend.gemm accepts empty dimensions (see testEmptyDimensions).
+    static let emptyDimensionsFixed = true
 
     /// Runs every size, transpose pair and scaling; returns the worst error seen.
     private func checkAllCases<T: TensorScalar>(
@@ -87,5 +89,33 @@ final class GemmTests: XCTestCase {
         try backend.gemm(a, transposeA: false, bT, transposeB: true, into: c, alpha: 2, beta: 3)
         let result: [Float] = try backend.download(c)
         XCTAssertEqual(result, [5, 13, 11, 9, 21, 23, 13, 29, 35])
+    }
+
+    /// Empty dimensions: k = 0 leaves C = beta C, and m = 0 or n = 0 has nothing to write.
+    func testEmptyDimensions() throws {
+        // TODO: CPUBackend.gemm passes shape[1] as lda/ldb/ldc, which is 0 for an empty
+        // dimension; cim_gemm_check (like BLAS) needs ld >= max(1, columns) and throws
+        // shapeMismatch. Left failing until CPUBackend passes max(1, shape[1]); remove
+        // this skip then.
+        guard Self.emptyDimensionsFixed else {
+            throw XCTSkip("known bug: CPUBackend.gemm rejects k = 0 and n = 0")
+        }
+        let backend = try CPUBackend(threads: 2)
+        for (m, n, k) in [(2, 3, 0), (0, 3, 2), (2, 0, 3)] {
+            for transposeA in [false, true] {
+                for transposeB in [false, true] {
+                    let a = try backend.zeros(.float32, transposeA ? [k, m] : [m, k])
+                    let b = try backend.zeros(.float32, transposeB ? [n, k] : [k, n])
+                    let c = try backend.tensor(
+                        [Float](repeating: 2, count: m * n), shape: [m, n])
+                    try backend.gemm(
+                        a, transposeA: transposeA, b, transposeB: transposeB, into: c,
+                        alpha: 1, beta: 0.5)
+                    XCTAssertEqual(
+                        try backend.download(c, as: Float.self),
+                        [Float](repeating: 1, count: m * n), "m \(m) n \(n) k \(k)")
+                }
+            }
+        }
     }
 }

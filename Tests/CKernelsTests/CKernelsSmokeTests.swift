@@ -2,8 +2,9 @@
 //
 // Checks the conventions ckernels.h promises to every caller: a context is created and
 // destroyed, a status is returned and the thread-local message names the failing function
-// and its file, status names are fixed strings, a tiny GEMM gives the exact answer, and the
-// convolution shape check rejects a kernel larger than the padded input. The numerical
+// and its file, status names are fixed strings, a tiny GEMM and a tiny convolution (under
+// each algorithm) give the exact answer, and the convolution shape check rejects a kernel
+// larger than the padded input. The numerical
 // suites live in BackendTests; this file only proves the C surface is wired up.
 
 import CKernels
@@ -147,6 +148,34 @@ final class CKernelsSmokeTests: XCTestCase {
         shape.stride_width = 0
         XCTAssertEqual(cim_conv2d_output_size(&shape, &p, &q), CIM_ERROR_SHAPE)
         XCTAssertEqual(cim_conv2d_output_size(nil, &p, &q), CIM_ERROR_INVALID_ARGUMENT)
+    }
+
+    func testTinyConvolutionUnderEachAlgorithm() throws {
+        let context = try makeContext()
+        defer { cim_cpu_context_destroy(context) }
+        // One 3x3 image, one 3x3 filter, no padding: a single dot product. Small integers
+        // keep it exact through Winograd's halves as well.
+        var shape = cim_conv2d_shape(
+            batch: 1, in_channels: 1, in_height: 3, in_width: 3, out_channels: 1,
+            kernel_height: 3, kernel_width: 3, stride_height: 1, stride_width: 1,
+            pad_height: 0, pad_width: 0)
+        let x: [Float] = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+        let w: [Float] = [1, 0, -1, 2, 1, 0, 0, 1, 1]
+        for algorithm in [CIM_CONV_AUTO, CIM_CONV_IM2COL, CIM_CONV_WINOGRAD] {
+            XCTAssertEqual(cim_cpu_context_set_conv_algorithm(context, algorithm), CIM_OK)
+            var y: [Float] = [.nan]
+            XCTAssertEqual(cim_cpu_conv2d_forward(context, &shape, x, w, &y), CIM_OK)
+            XCTAssertEqual(y, [28], "algorithm \(algorithm.rawValue)")
+        }
+        var magnitude = 0.0
+        XCTAssertEqual(
+            cim_reference_conv2d_forward_element(&shape, x, w, 0, 0, 0, 0, &magnitude), 28)
+        XCTAssertEqual(magnitude, 34, "sum of |products|: 28 + 2 * 3")
+
+        XCTAssertEqual(
+            cim_cpu_context_set_conv_algorithm(context, cim_conv_algorithm(7)),
+            CIM_ERROR_INVALID_ARGUMENT)
+        XCTAssertTrue(String(cString: cim_last_error()).contains("algorithm 7"))
     }
 
     func testProbeOfMissingLibraryListsNames() {
