@@ -11,10 +11,11 @@ let usage = """
     usage: cim-train <command> [options]
 
     commands:
-      train      train an encoder with CorInfoMax (not yet available in this build)
-      eval       evaluate a trained encoder (not yet available in this build)
+      train      pretrain an encoder with CorInfoMax (no options: the built-in demo)
+      eval       evaluate a trained encoder: kNN or linear probe
       bench      benchmark kernels, each checked against a plain reference first
       devices    list the compute devices and why any are unavailable
+      data       download CIFAR-10/100: data download cifar10|cifar100 --to DIR
 
     Run 'cim-train <command> --help' for the options of a command.
     """
@@ -35,8 +36,9 @@ do {
     switch command {
     case "bench": try BenchCommand.run(rest)
     case "devices": try DevicesCommand.run(rest)
-    case "train", "eval":
-        fail("'\(command)' is not implemented in this build yet; see the README", status: 1)
+    case "data": try DataCommand.run(rest)
+    case "train": try TrainCommand.run(rest)
+    case "eval": try EvalCommand.run(rest)
     case "--help", "-h", "help": print(usage)
     case "--version": print("cim-train \(TrainingLibrary.version)")
     default: fail("unknown command '\(command)'\n\n" + usage, status: 2)
@@ -44,6 +46,8 @@ do {
 } catch let error as UsageError {
     fail(error.description, status: 2)
 } catch let error as BackendError {
+    fail(error.description, status: 1)
+} catch let error as CustomStringConvertible {
     fail(error.description, status: 1)
 } catch {
     fail("\(error)", status: 1)
