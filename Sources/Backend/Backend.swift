@@ -162,6 +162,21 @@ public protocol Backend: AnyObject, Sendable {
         savedInvStd: Tensor, inputGradient: Tensor, gammaGradient: Tensor,
         betaGradient: Tensor, accumulate: Bool) throws
 
+    // Synchronised batch norm in pieces, with a cross-replica reduction between them
+    // (SPEC 3.2); sums are float64 [C].
+
+    /// `sums[c] = Σ input[:, c]`, or `Σ (input[:, c] − center[c])²` when `center` is given.
+    func channelSums(input: Tensor, center: Tensor?, sums: Tensor) throws
+    /// `output[:, c] = scale[c] · input[:, c] + shift[c]`.
+    func channelAffine(input: Tensor, scale: Tensor, shift: Tensor, output: Tensor) throws
+    /// `sums[0, c] = Σ dy[:, c]`, `sums[1, c] = Σ dy[:, c] (input[:, c] − mean[c])` (float64).
+    func batchNormBackwardSums(
+        outputGradient: Tensor, input: Tensor, mean: Tensor, sums: Tensor) throws
+    /// `inputGradient = a[c] dy + b[c] (input − mean[c]) + d[c]`, `coefficients` [3, C] = a, b, d.
+    func batchNormBackwardApply(
+        outputGradient: Tensor, input: Tensor, mean: Tensor, coefficients: Tensor,
+        inputGradient: Tensor) throws
+
     /// `output = max(input, 0)`.
     func relu(_ input: Tensor, output: Tensor) throws
     /// `inputGradient = outputGradient · [output > 0]` (may alias `outputGradient`).

@@ -335,6 +335,68 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         }
     }
 
+    public func channelSums(input: Tensor, center: Tensor?, sums: Tensor) throws {
+        try OpCheck.sameBackend(self, input, center, sums)
+        let (n, c, l) = try OpCheck.channels("channelSums", input)
+        if let center { try OpCheck.shape("channelSums", "center", center, [c]) }
+        guard sums.dtype == .float64, sums.shape == [c] else {
+            throw BackendError.shapeMismatch("channelSums: sums must be float64 [\(c)]")
+        }
+        try locked {
+            try cimCheck(cim_cpu_channel_sums(
+                context, Int32(n), Int32(c), Int32(l), floats(input), center.map { floats($0) },
+                doubles(sums)))
+        }
+    }
+
+    public func channelAffine(input: Tensor, scale: Tensor, shift: Tensor, output: Tensor) throws {
+        try OpCheck.sameBackend(self, input, scale, shift, output)
+        let (n, c, l) = try OpCheck.channels("channelAffine", input)
+        try OpCheck.sameShape("channelAffine", input, output)
+        try OpCheck.shape("channelAffine", "scale", scale, [c])
+        try OpCheck.shape("channelAffine", "shift", shift, [c])
+        try locked {
+            try cimCheck(cim_cpu_channel_affine(
+                context, Int32(n), Int32(c), Int32(l), floats(input), floats(scale), floats(shift),
+                floats(output)))
+        }
+    }
+
+    public func batchNormBackwardSums(
+        outputGradient: Tensor, input: Tensor, mean: Tensor, sums: Tensor
+    ) throws {
+        try OpCheck.sameBackend(self, outputGradient, input, mean, sums)
+        let (n, c, l) = try OpCheck.channels("batchNormBackwardSums", input)
+        try OpCheck.sameShape("batchNormBackwardSums", input, outputGradient)
+        try OpCheck.shape("batchNormBackwardSums", "mean", mean, [c])
+        guard sums.dtype == .float64, sums.shape == [2, c] else {
+            throw BackendError.shapeMismatch("batchNormBackwardSums: sums must be float64 [2, \(c)]")
+        }
+        try locked {
+            let base = doubles(sums)
+            try cimCheck(cim_cpu_batchnorm_backward_sums(
+                context, Int32(n), Int32(c), Int32(l), floats(outputGradient), floats(input),
+                floats(mean), base, base + c))
+        }
+    }
+
+    public func batchNormBackwardApply(
+        outputGradient: Tensor, input: Tensor, mean: Tensor, coefficients: Tensor,
+        inputGradient: Tensor
+    ) throws {
+        try OpCheck.sameBackend(self, outputGradient, input, mean, coefficients, inputGradient)
+        let (n, c, l) = try OpCheck.channels("batchNormBackwardApply", input)
+        try OpCheck.sameShape("batchNormBackwardApply", input, outputGradient, inputGradient)
+        try OpCheck.shape("batchNormBackwardApply", "mean", mean, [c])
+        try OpCheck.shape("batchNormBackwardApply", "coefficients", coefficients, [3, c])
+        try locked {
+            let k = floats(coefficients)
+            try cimCheck(cim_cpu_batchnorm_backward_apply(
+                context, Int32(n), Int32(c), Int32(l), floats(outputGradient), floats(input),
+                floats(mean), k, k + c, k + 2 * c, floats(inputGradient)))
+        }
+    }
+
     public func relu(_ input: Tensor, output: Tensor) throws {
         try OpCheck.sameBackend(self, input, output)
         try OpCheck.sameShape("relu", input, output)

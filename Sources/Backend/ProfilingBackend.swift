@@ -129,6 +129,31 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
                                         betaGradient: betaGradient, accumulate: accumulate)
         }
     }
+    public func channelSums(input: Tensor, center: Tensor?, sums: Tensor) throws {
+        try timed("bn sums", "\(input.shape)") {
+            try inner.channelSums(input: input, center: center, sums: sums)
+        }
+    }
+    public func channelAffine(input: Tensor, scale: Tensor, shift: Tensor, output: Tensor) throws {
+        try timed("bn affine", "\(input.shape)") {
+            try inner.channelAffine(input: input, scale: scale, shift: shift, output: output)
+        }
+    }
+    public func batchNormBackwardSums(outputGradient: Tensor, input: Tensor, mean: Tensor,
+                                      sums: Tensor) throws {
+        try timed("bn bwd sums", "\(input.shape)") {
+            try inner.batchNormBackwardSums(outputGradient: outputGradient, input: input,
+                                            mean: mean, sums: sums)
+        }
+    }
+    public func batchNormBackwardApply(outputGradient: Tensor, input: Tensor, mean: Tensor,
+                                       coefficients: Tensor, inputGradient: Tensor) throws {
+        try timed("bn bwd apply", "\(input.shape)") {
+            try inner.batchNormBackwardApply(outputGradient: outputGradient, input: input,
+                                             mean: mean, coefficients: coefficients,
+                                             inputGradient: inputGradient)
+        }
+    }
     public func relu(_ input: Tensor, output: Tensor) throws {
         try timed("relu fwd", "\(input.shape)") { try inner.relu(input, output: output) }
     }

@@ -158,3 +158,132 @@ cim_status cim_cpu_batchnorm_backward(cim_cpu_context *context, int N, int C, in
     cim_parallel_for_(context->threads, C, backward_channels_, &job);
     return CIM_OK;
 }
+
+/* ---- pieces for synchronised batch norm --------------------------------------------------
+ *
+ * With replicas the statistics are sums over every replica's rows, so the fused passes above
+ * are split where a reduction has to happen between them (SPEC 3.2):
+ *
+ *   forward   s_c = sum x                       (all-reduce, then mean = s / M)
+ *             q_c = sum (x - mean_c)^2          (all-reduce, then var = q / M)
+ *             y = scale_c x + shift_c           scale = gamma inv_std, shift = beta - scale mean
+ *   backward  g_c = sum dy,  h_c = sum dy (x - mean_c)       (all-reduce)
+ *             dx = a_c dy + b_c (x - mean_c) + d_c           a, b, d from the global sums
+ *
+ * Sums are accumulated and returned in double; the all-reduce adds doubles too, so the
+ * global statistics do not depend on how the batch is split beyond double rounding. */
+
+typedef struct bn_sums_job_ {
+    int N, C, L;
+    const float *x, *dy;
+    const float *center;          /* per channel, or NULL */
+    const float *a, *b, *d;
+    float *out;
+    double *sums, *sums2;
+} bn_sums_job_;
+
+static void channel_sums_(void *opaque, int c_begin, int c_end) {
+    const bn_sums_job_ *job = opaque;
+    const long L = job->L, stride = (long)job->C * L;
+    for (int c = c_begin; c < c_end; c++) {
+        double sum = 0.0;
+        const double center = job->center ? job->center[c] : 0.0;
+        for (int n = 0; n < job->N; n++) {
+            const float *x = job->x + n * stride + c * L;
+            if (job->center) {
+                for (long i = 0; i < L; i++) sum += (x[i] - center) * (x[i] - center);
+            } else {
+                for (long i = 0; i < L; i++) sum += x[i];
+            }
+        }
+        job->sums[c] = sum;
+    }
+}
+
+cim_status cim_cpu_channel_sums(cim_cpu_context *context, int N, int C, int L, const float *x,
+                                const float *center, double *sums) {
+    CIM_TRY(check_(context, N, C, L));
+    if (!x || !sums) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL pointer");
+    bn_sums_job_ job = {.N = N, .C = C, .L = L, .x = x, .center = center, .sums = sums};
+    cim_parallel_for_(context->threads, C, channel_sums_, &job);
+    return CIM_OK;
+}
+
+static void channel_affine_(void *opaque, int c_begin, int c_end) {
+    const bn_sums_job_ *job = opaque;
+    const long L = job->L, stride = (long)job->C * L;
+    for (int c = c_begin; c < c_end; c++) {
+        const float scale = job->a[c], shift = job->b[c];
+        for (int n = 0; n < job->N; n++) {
+            const float *x = job->x + n * stride + c * L;
+            float *y = job->out + n * stride + c * L;
+            for (long i = 0; i < L; i++) y[i] = scale * x[i] + shift;
+        }
+    }
+}
+
+cim_status cim_cpu_channel_affine(cim_cpu_context *context, int N, int C, int L,
+                                  const float *x, const float *scale, const float *shift,
+                                  float *y) {
+    CIM_TRY(check_(context, N, C, L));
+    if (!x || !scale || !shift || !y) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL pointer");
+    bn_sums_job_ job = {.N = N, .C = C, .L = L, .x = x, .a = scale, .b = shift, .out = y};
+    cim_parallel_for_(context->threads, C, channel_affine_, &job);
+    return CIM_OK;
+}
+
+static void backward_sums_(void *opaque, int c_begin, int c_end) {
+    const bn_sums_job_ *job = opaque;
+    const long L = job->L, stride = (long)job->C * L;
+    for (int c = c_begin; c < c_end; c++) {
+        const double mean = job->center[c];
+        double sum_g = 0.0, sum_gx = 0.0;
+        for (int n = 0; n < job->N; n++) {
+            const float *x = job->x + n * stride + c * L, *g = job->dy + n * stride + c * L;
+            for (long i = 0; i < L; i++) {
+                sum_g += g[i];
+                sum_gx += g[i] * (x[i] - mean);
+            }
+        }
+        job->sums[c] = sum_g;
+        job->sums2[c] = sum_gx;
+    }
+}
+
+cim_status cim_cpu_batchnorm_backward_sums(cim_cpu_context *context, int N, int C, int L,
+                                           const float *dy, const float *x, const float *mean,
+                                           double *sum_dy, double *sum_dy_xc) {
+    CIM_TRY(check_(context, N, C, L));
+    if (!dy || !x || !mean || !sum_dy || !sum_dy_xc)
+        return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL pointer");
+    bn_sums_job_ job = {.N = N, .C = C, .L = L, .x = x, .dy = dy, .center = mean,
+                        .sums = sum_dy, .sums2 = sum_dy_xc};
+    cim_parallel_for_(context->threads, C, backward_sums_, &job);
+    return CIM_OK;
+}
+
+static void backward_apply_(void *opaque, int c_begin, int c_end) {
+    const bn_sums_job_ *job = opaque;
+    const long L = job->L, stride = (long)job->C * L;
+    for (int c = c_begin; c < c_end; c++) {
+        const float a = job->a[c], b = job->b[c], d = job->d[c], mean = job->center[c];
+        for (int n = 0; n < job->N; n++) {
+            const float *x = job->x + n * stride + c * L, *g = job->dy + n * stride + c * L;
+            float *dx = job->out + n * stride + c * L;
+            for (long i = 0; i < L; i++) dx[i] = a * g[i] + b * (x[i] - mean) + d;
+        }
+    }
+}
+
+cim_status cim_cpu_batchnorm_backward_apply(cim_cpu_context *context, int N, int C, int L,
+                                            const float *dy, const float *x, const float *mean,
+                                            const float *a, const float *b, const float *d,
+                                            float *dx) {
+    CIM_TRY(check_(context, N, C, L));
+    if (!dy || !x || !mean || !a || !b || !d || !dx)
+        return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL pointer");
+    bn_sums_job_ job = {.N = N, .C = C, .L = L, .x = x, .dy = dy, .center = mean,
+                        .a = a, .b = b, .d = d, .out = dx};
+    cim_parallel_for_(context->threads, C, backward_apply_, &job);
+    return CIM_OK;
+}

@@ -11,7 +11,8 @@
 
 #include "internal.h"
 
-static _Thread_local char last_error_[2048];
+/* large enough for an OpenCL build log of a few dozen lines */
+static _Thread_local char last_error_[8192];
 
 const char *cim_last_error(void) { return last_error_; }
 

@@ -107,35 +107,38 @@ public enum Checkpoint {
         return (file, CheckpointInfo(epoch: epoch, step: step, stepInEpoch: stepInEpoch, config: config))
     }
 
-    /// Restores model parameters, buffers, momentum and loss state; every tensor must match.
+    /// Restores model parameters, buffers, momentum and loss state. Everything is checked
+    /// before anything is written, so a checkpoint that does not match leaves the model as
+    /// it was.
     public static func restore(_ file: SafeTensorsFile, path: String, model: CorInfoMaxModel,
                                loss: CorInfoMaxLoss?) throws {
-        let backend = model.backend
-        func load(_ key: String, into tensor: Tensor) throws {
+        var targets: [(String, Tensor)] = []
+        for (name, parameter) in model.namedParameters() {
+            let key = fileName(forModelName: name)
+            targets.append((key, parameter.value))
+            targets.append(("optimizer.momentum." + key, parameter.momentum))
+        }
+        for (name, buffer) in model.namedBuffers() {
+            targets.append((fileName(forModelName: name), buffer))
+        }
+        var uploads: [(Tensor, [Float])] = []
+        for (key, tensor) in targets {
             guard let entry = file.tensors[key] else {
                 throw TrainingError.mismatch(
-                    "\(path) has no tensor '\(key)': it was written for another model; check --model "
-                        + "and --projector")
+                    "\(path) has no tensor '\(key)': it was written for another model; check "
+                        + "--model and --projector")
             }
             guard entry.shape == tensor.shape else {
                 throw TrainingError.mismatch(
                     "\(path): '\(key)' has shape \(entry.shape), the model needs \(tensor.shape); "
                         + "check --model and --projector")
             }
-            try entry.floats().withUnsafeBytes { try backend.upload($0, to: tensor) }
+            uploads.append((tensor, try entry.floats()))
         }
-        for (name, parameter) in model.namedParameters() {
-            let key = fileName(forModelName: name)
-            try load(key, into: parameter.value)
-            try load("optimizer.momentum." + key, into: parameter.momentum)
-        }
-        for (name, buffer) in model.namedBuffers() {
-            try load(fileName(forModelName: name), into: buffer)
-        }
+        var covariance: [[Double]] = []
+        var mean: [[Double]] = []
         if let loss {
             let d = loss.hyper.dimension
-            var covariance: [[Double]] = []
-            var mean: [[Double]] = []
             for v in 1...2 {
                 let r = try file.entry("loss.R\(v)"), mu = try file.entry("loss.mu\(v)")
                 guard r.shape == [d, d], mu.shape == [d] else {
@@ -145,7 +148,10 @@ public enum Checkpoint {
                 covariance.append(try r.doubles())
                 mean.append(try mu.doubles())
             }
-            try loss.setState(covariance: covariance, mean: mean)
         }
+        for (tensor, values) in uploads {
+            try values.withUnsafeBytes { try model.backend.upload($0, to: tensor) }
+        }
+        if let loss { try loss.setState(covariance: covariance, mean: mean) }
     }
 }

@@ -39,11 +39,17 @@ public protocol Layer: AnyObject {
     func namedParameters(prefix: String) -> [(String, Parameter)]
     /// Non-learnable state under PyTorch-style names ("bn1.running_mean").
     func namedBuffers(prefix: String) -> [(String, Tensor)]
+    /// The layers this one is made of (for walks such as "every batch norm").
+    var sublayers: [Layer] { get }
 }
 
 extension Layer {
     public func namedParameters(prefix: String) -> [(String, Parameter)] { [] }
     public func namedBuffers(prefix: String) -> [(String, Tensor)] { [] }
+    public var sublayers: [Layer] { [] }
+
+    /// This layer and every layer inside it, depth first.
+    public var allLayers: [Layer] { [self] + sublayers.flatMap(\.allLayers) }
 
     /// Every parameter, in a fixed order.
     public var parameters: [Parameter] { namedParameters(prefix: "").map(\.1) }
@@ -80,6 +86,8 @@ public final class Sequential: Layer {
     public let layers: [Layer]
     /// PyTorch index names of the layers ("0", "1", ...), as nn.Sequential numbers them.
     public init(_ layers: [Layer]) { self.layers = layers }
+
+    public var sublayers: [Layer] { layers }
 
     public func forward(_ input: Tensor, training: Bool) throws -> Tensor {
         var x = input

@@ -68,13 +68,19 @@ public final class Conv2d: Layer {
 }
 
 /// Batch normalisation over dimension 1 of [N, C] or [N, C, H, W]: BatchNorm1d / 2d.
+///
+/// With a `communicator` of more than one rank it is synchronised batch norm (SPEC 3.2): the
+/// batch statistics and the backward sums are all-reduced across replicas, so K replicas
+/// normalise with the statistics of the whole global batch, as one device would.
 public final class BatchNorm: Layer {
     public let backend: Backend
     public let channels: Int
     public let gamma: Parameter, beta: Parameter
     public let runningMean: Tensor, runningVar: Tensor
     public let momentum: Double, epsilon: Double
-    private var saved = SavedStack<(input: Tensor, mean: Tensor, invStd: Tensor)>()
+    /// Replicas to synchronise with; nil (or one rank) normalises with local statistics.
+    public var communicator: Communicator?
+    private var saved = SavedStack<(input: Tensor, mean: Tensor, invStd: Tensor, count: Double)>()
 
     /// γ = `gammaValue` (1, or 0 for the last BN of a residual branch), β = 0, running mean
     /// 0 and variance 1, as PyTorch initialises them.
@@ -91,16 +97,20 @@ public final class BatchNorm: Layer {
         runningVar = try backend.tensor([Float](repeating: 1, count: channels), shape: [channels])
     }
 
+    var synchronised: Bool { (communicator?.size ?? 1) > 1 }
+
     public func forward(_ input: Tensor, training: Bool) throws -> Tensor {
         let output = try backend.allocate(.float32, input.shape)
-        if training {
+        if training && synchronised {
+            try synchronisedForward(input, output)
+        } else if training {
             let mean = try backend.allocate(.float32, [channels])
             let invStd = try backend.allocate(.float32, [channels])
             try backend.batchNormForward(
                 input: input, gamma: gamma.value, beta: beta.value, runningMean: runningMean,
                 runningVar: runningVar, output: output, savedMean: mean, savedInvStd: invStd,
                 training: true, momentum: momentum, epsilon: epsilon)
-            saved.push((input, mean, invStd))
+            saved.push((input, mean, invStd, 0))
         } else {
             try backend.batchNormForward(
                 input: input, gamma: gamma.value, beta: beta.value, runningMean: runningMean,
@@ -110,14 +120,98 @@ public final class BatchNorm: Layer {
         return output
     }
 
+    /// Global mean, then the global sum of squared deviations about it (two reductions, so
+    /// no E[x²] − E[x]² cancellation), then y = γ (x − mean) / std + β.
+    private func synchronisedForward(_ input: Tensor, _ output: Tensor) throws {
+        let communicator = communicator!
+        let c = channels
+        let sums = try backend.allocate(.float64, [c])
+        try backend.channelSums(input: input, center: nil, sums: sums)
+        var first: [Double] = try backend.download(sums)
+        first.append(Double(input.count / c))   // this replica's values per channel
+        try communicator.allReduceSum(&first)
+        let count = first[c]
+        guard count >= 2 else {
+            throw BackendError.shapeMismatch("batch norm needs more than one value per channel")
+        }
+        let meanDouble = first[0..<c].map { $0 / count }
+        let meanFloat = meanDouble.map { Float($0) }
+        let mean = try backend.tensor(meanFloat, shape: [c])
+        try backend.channelSums(input: input, center: mean, sums: sums)
+        var squares: [Double] = try backend.download(sums)
+        try communicator.allReduceSum(&squares)
+        // deviations were taken about the float mean; shift them to the exact one
+        let variance = (0..<c).map { i -> Double in
+            let offset = Double(meanFloat[i]) - meanDouble[i]
+            return max(squares[i] / count - offset * offset, 0)
+        }
+        let invStd = variance.map { 1 / ($0 + epsilon).squareRoot() }
+
+        // running statistics, as PyTorch (unbiased variance with the global count)
+        var runningM: [Float] = try backend.download(runningMean)
+        var runningV: [Float] = try backend.download(runningVar)
+        for i in 0..<c {
+            runningM[i] = Float((1 - momentum) * Double(runningM[i]) + momentum * meanDouble[i])
+            runningV[i] = Float((1 - momentum) * Double(runningV[i])
+                                + momentum * variance[i] * count / (count - 1))
+        }
+        try runningM.withUnsafeBytes { try backend.upload($0, to: runningMean) }
+        try runningV.withUnsafeBytes { try backend.upload($0, to: runningVar) }
+
+        let g: [Float] = try backend.download(gamma.value)
+        let b: [Float] = try backend.download(beta.value)
+        let scale = (0..<c).map { Float(Double(g[$0]) * invStd[$0]) }
+        let shift = (0..<c).map { Float(Double(b[$0]) - Double(g[$0]) * invStd[$0] * meanDouble[$0]) }
+        try backend.channelAffine(input: input, scale: backend.tensor(scale, shape: [c]),
+                                  shift: backend.tensor(shift, shape: [c]), output: output)
+        saved.push((input, mean, try backend.tensor(invStd.map { Float($0) }, shape: [c]), count))
+    }
+
     public func backward(_ outputGradient: Tensor) throws -> Tensor {
-        let (input, mean, invStd) = try saved.pop("BatchNorm")
+        let (input, mean, invStd, count) = try saved.pop("BatchNorm")
         let inputGradient = try backend.allocate(.float32, input.shape)
+        if count > 0 {
+            try synchronisedBackward(outputGradient, input, mean, invStd, count, inputGradient)
+            return inputGradient
+        }
         try backend.batchNormBackward(
             outputGradient: outputGradient, input: input, gamma: gamma.value, savedMean: mean,
             savedInvStd: invStd, inputGradient: inputGradient, gammaGradient: gamma.gradient,
             betaGradient: beta.gradient, accumulate: true)
         return inputGradient
+    }
+
+    /// dx from the global sums Σ dy and Σ dy (x − mean); dγ and dβ from the local ones (the
+    /// parameter gradients are summed across replicas afterwards).
+    private func synchronisedBackward(
+        _ outputGradient: Tensor, _ input: Tensor, _ mean: Tensor, _ invStdTensor: Tensor,
+        _ count: Double, _ inputGradient: Tensor
+    ) throws {
+        let c = channels
+        let sumsTensor = try backend.allocate(.float64, [2, c])
+        try backend.batchNormBackwardSums(
+            outputGradient: outputGradient, input: input, mean: mean, sums: sumsTensor)
+        let local: [Double] = try backend.download(sumsTensor)
+        var global = local
+        try communicator!.allReduceSum(&global)
+        let invStd: [Float] = try backend.download(invStdTensor)
+        let g: [Float] = try backend.download(gamma.value)
+        var coefficients = [Float](repeating: 0, count: 3 * c)
+        for i in 0..<c {
+            let inv = Double(invStd[i])
+            let k = Double(g[i]) * inv / count
+            let sumGXhat = global[c + i] * inv
+            coefficients[i] = Float(k * count)
+            coefficients[c + i] = Float(-k * inv * sumGXhat)
+            coefficients[2 * c + i] = Float(-k * global[i])
+        }
+        try backend.batchNormBackwardApply(
+            outputGradient: outputGradient, input: input, mean: mean,
+            coefficients: backend.tensor(coefficients, shape: [3, c]), inputGradient: inputGradient)
+        let dGamma = (0..<c).map { Float(local[c + $0] * Double(invStd[$0])) }
+        let dBeta = (0..<c).map { Float(local[$0]) }
+        try backend.axpy(1, backend.tensor(dGamma, shape: [c]), gamma.gradient)
+        try backend.axpy(1, backend.tensor(dBeta, shape: [c]), beta.gradient)
     }
 
     public func namedParameters(prefix: String) -> [(String, Parameter)] {

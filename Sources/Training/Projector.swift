@@ -31,7 +31,9 @@ public struct ProjectorConfig: Sendable, Equatable {
             batchNorm = true
             body.removeLast(3)
         }
-        let widths = body.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+        let widths = body.split(separator: "-", omittingEmptySubsequences: false).map { part in
+            part.allSatisfy { $0.isASCII && $0.isNumber } ? Int(part) : nil
+        }
         guard !widths.isEmpty, widths.allSatisfy({ ($0 ?? 0) > 0 }) else {
             throw TrainingError.invalidConfiguration(
                 "projector '\(text)': expected positive widths joined by '-', such as "

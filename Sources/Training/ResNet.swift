@@ -53,7 +53,10 @@ public struct ResNetConfig: Sendable, Equatable {
         var name = text.lowercased()
         var width = 64
         if let at = name.firstIndex(of: "@") {
-            guard let value = Int(name[name.index(after: at)...]), value > 0, value <= 4096 else {
+            let digits = name[name.index(after: at)...]
+            guard digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
+                let value = Int(digits), value > 0, value <= 4096
+            else {
                 throw TrainingError.invalidConfiguration(
                     "model '\(text)': the width after '@' must be a positive integer")
             }
@@ -61,8 +64,13 @@ public struct ResNetConfig: Sendable, Equatable {
             name = String(name[..<at])
         }
         var stem = defaultStem
-        if name.hasSuffix("-cifar") { stem = .cifar; name.removeLast(6) }
-        if name.hasSuffix("-imagenet") { stem = .imagenet; name.removeLast(9) }
+        if name.hasSuffix("-cifar") {
+            stem = .cifar
+            name.removeLast(6)
+        } else if name.hasSuffix("-imagenet") {
+            stem = .imagenet
+            name.removeLast(9)
+        }
         switch name {
         case "resnet18": return .resnet18(stem: stem, width: width)
         case "resnet50": return .resnet50(stem: stem, width: width)
@@ -124,6 +132,12 @@ final class ResidualBlock: Layer {
             try backend.axpy(1, g, branch)
         }
         return branch
+    }
+
+    var sublayers: [Layer] {
+        var layers: [Layer] = convs + norms + reluBetween + [reluOut]
+        if let downsample { layers += [downsample.conv, downsample.norm] }
+        return layers
     }
 
     func namedParameters(prefix: String) -> [(String, Parameter)] {
@@ -249,6 +263,12 @@ public final class ResNet: Layer {
     }
 
     public var outputFeatures: Int { config.features }
+
+    public var sublayers: [Layer] {
+        var layers: [Layer] = [stemConv, stemNorm, stemReLU]
+        if let stemPool { layers.append(stemPool) }
+        return layers + stages.flatMap { $0 } + [pool]
+    }
 
     public func forward(_ input: Tensor, training: Bool) throws -> Tensor {
         guard input.rank == 4, input.shape[1] == 3 else {

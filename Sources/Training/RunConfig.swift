@@ -14,6 +14,12 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var dataDir = "data"
     public var imageSize = 32
     public var workers = 2
+    // augmentation (SPEC 4.1 by default; solo-learn exposes the same knobs)
+    public var cropMinScale = 0.08          // RandomResizedCrop scale (min, 1)
+    public var blurProbability1 = 1.0       // view 1 (the reference always blurs it)
+    public var blurProbability2 = 0.1
+    public var solarizeProbability1 = 0.0
+    public var solarizeProbability2 = 0.2
     // model
     public var model = "resnet18-cifar@16"
     public var projector = "512-512-64"
@@ -37,6 +43,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
     // run
     public var seed: UInt64 = 0
     public var devices = "cpu"
+    public var syncBatchNorm = true         // with several devices (SPEC 3.2)
+    public var checkReplicas = false        // compare replica weights after every step
     public var threads = 0
     public var out = ""                     // "" = runs/<time>
     public var logEvery = 10                // steps between progress records
@@ -49,10 +57,15 @@ public struct RunConfig: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case dataset, dataDir = "data_dir", imageSize = "image_size", workers, model, projector
+        case cropMinScale = "crop_min_scale", blurProbability1 = "blur_probability_1"
+        case blurProbability2 = "blur_probability_2"
+        case solarizeProbability1 = "solarize_probability_1"
+        case solarizeProbability2 = "solarize_probability_2"
         case alpha, beta, lambdaR = "lambda_r", lambdaMu = "lambda_mu", epsilon, rInit = "r_init"
         case epochs, maxSteps = "max_steps", batchSize = "batch_size", lr, minLr = "min_lr"
         case warmupEpochs = "warmup_epochs", warmupStartLr = "warmup_start_lr"
         case weightDecay = "weight_decay", momentum, seed, devices, threads, out
+        case syncBatchNorm = "sync_batch_norm", checkReplicas = "check_replicas"
         case logEvery = "log_every", knnEvery = "knn_every", knnK = "knn_k"
         case knnTemperature = "knn_temperature", checkpointEvery = "checkpoint_every"
     }
@@ -138,8 +151,13 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// Sets one field from its textual value (a command-line flag), by JSON key.
     public mutating func set(_ key: String, _ text: String) throws {
         let value: Any
-        if let number = Double(text), !["dataset", "model", "projector", "devices", "out",
-                                         "data_dir"].contains(key) {
+        if ["sync_batch_norm", "check_replicas"].contains(key) {
+            guard let flag = ["true": true, "false": false, "1": true, "0": false][text] else {
+                throw TrainingError.invalidConfiguration("--\(key) expects true or false, got '\(text)'")
+            }
+            value = flag
+        } else if let number = Double(text), !["dataset", "model", "projector", "devices", "out",
+                                                "data_dir"].contains(key) {
             value = number.rounded() == number && !text.contains(".") && !text.contains("e")
                 ? Int(number) as Any : number as Any
         } else {
@@ -178,6 +196,9 @@ public struct RunConfig: Codable, Sendable, Equatable {
         try check(weightDecay >= 0 && momentum >= 0 && momentum < 1,
                   "weight_decay must be >= 0 and momentum in [0, 1)")
         try check(imageSize >= 8, "image_size must be >= 8")
+        try check(cropMinScale > 0 && cropMinScale <= 1, "crop_min_scale must be in (0, 1]")
+        try check([blurProbability1, blurProbability2, solarizeProbability1, solarizeProbability2]
+                    .allSatisfy { (0...1).contains($0) }, "probabilities must be in [0, 1]")
         try check(workers >= 1 && workers <= 64, "workers must be in 1...64")
         try check(logEvery >= 1 && knnEvery >= 0 && checkpointEvery >= 1,
                   "log_every and checkpoint_every must be >= 1, knn_every >= 0")
@@ -192,6 +213,19 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public func hyperparameters(dimension: Int) -> CorInfoMaxHyperparameters {
         CorInfoMaxHyperparameters(alpha: alpha, beta: beta, lambdaR: lambdaR, lambdaMu: lambdaMu,
                                   epsilon: epsilon, rInit: rInit, dimension: dimension)
+    }
+
+    /// The two views' augmentations: SPEC 4.1 with this config's knobs.
+    public var views: (ViewAugmentation, ViewAugmentation) {
+        var first = ViewAugmentation.pretraining(view: 1, size: imageSize)
+        var second = ViewAugmentation.pretraining(view: 2, size: imageSize)
+        first.cropScale = cropMinScale...1.0
+        second.cropScale = cropMinScale...1.0
+        first.blurProbability = blurProbability1
+        second.blurProbability = blurProbability2
+        first.solarizeProbability = solarizeProbability1
+        second.solarizeProbability = solarizeProbability2
+        return (first, second)
     }
 
     public var schedule: LearningRateSchedule {

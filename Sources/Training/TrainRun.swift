@@ -60,9 +60,9 @@ public final class TrainRun {
     public let config: RunConfig
     public let outputDirectory: String
     let backend: Backend
-    let host: CPUBackend
-    let model: CorInfoMaxModel
-    let trainer: CorInfoMaxTrainer
+    let replicas: ReplicaGroup
+    var model: CorInfoMaxModel { replicas.primary.model }
+    var trainer: CorInfoMaxTrainer { replicas.primary }
     let train: ImageDataset
     let test: ImageDataset
     let normalization: Normalization
@@ -103,30 +103,32 @@ public final class TrainRun {
         self.outputDirectory = config.out
         self.resumedFrom = checkpoint?.2
 
-        // device
+        // devices: one replica each; the cores are shared out between CPU replicas
         let requests = try DeviceRequest.parseList(config.devices)
-        guard requests.count == 1 else {
-            throw TrainingError.invalidConfiguration(
-                "--devices \(config.devices): training on several devices at once (data-parallel "
-                    + "replicas) is not available in this build yet; give one device")
-        }
-        let (backends, _) = try Devices.open(requests, threads: config.threads)
+        let cores = config.threads > 0 ? config.threads : ProcessInfo.processInfo.activeProcessorCount
+        let threadsEach = max(1, cores / requests.count)
+        let (backends, _) = try Devices.open(requests, threads: threadsEach)
         backend = backends[0]
-        host = try CPUBackend(threads: config.threads)
+        guard config.batchSize % backends.count == 0 else {
+            throw TrainingError.invalidConfiguration(
+                "a global batch of \(config.batchSize) does not split evenly over "
+                    + "\(backends.count) devices; choose a multiple of \(backends.count)")
+        }
 
         // data
         (train, test, normalization) = try TrainRun.loadData(config)
 
-        // model, loss, optimiser
-        model = try CorInfoMaxModel(backend, encoder: encoderConfig, projector: projectorConfig,
-                                    seed: config.seed)
-        let loss = try CorInfoMaxLoss(config.hyperparameters(dimension: projectorConfig.outputWidth),
-                                      host: host)
-        trainer = try CorInfoMaxTrainer(
-            model: model, loss: loss,
-            optimizer: SGD(momentum: config.momentum, weightDecay: config.weightDecay))
+        // replicas: model, loss and optimiser on every device
+        replicas = try ReplicaGroup(
+            backends: backends, encoder: encoderConfig, projector: projectorConfig,
+            hyper: config.hyperparameters(dimension: projectorConfig.outputWidth),
+            optimizer: SGD(momentum: config.momentum, weightDecay: config.weightDecay),
+            seed: config.seed, hostThreads: threadsEach,
+            synchronizeBatchNorm: config.syncBatchNorm)
         if let (file, info, path) = checkpoint {
-            try Checkpoint.restore(file, path: path, model: model, loss: loss)
+            for replica in replicas.trainers {
+                try Checkpoint.restore(file, path: path, model: replica.model, loss: replica.loss)
+            }
             startEpoch = info.epoch
             startStepInEpoch = info.stepInEpoch
             globalStep = info.step
@@ -199,8 +201,7 @@ public final class TrainRun {
             let loader = TwoViewLoader(
                 dataset: train, batchSize: config.batchSize, epoch: epoch, seed: config.seed,
                 normalization: normalization,
-                views: (.pretraining(view: 1, size: config.imageSize),
-                        .pretraining(view: 2, size: config.imageSize)),
+                views: config.views,
                 workers: config.workers)
             defer { loader.cancel() }
             let skip = epoch == startEpoch ? startStepInEpoch : 0
@@ -211,10 +212,10 @@ public final class TrainRun {
             for batch in loader {
                 stepInEpoch = batch.index + 1
                 if batch.index < skip { continue }   // resumed mid-epoch: same order, skip done
-                let shape = [batch.count, 3, batch.imageSize, batch.imageSize]
-                let view1 = try backend.tensor(batch.view1, shape: shape)
-                let view2 = try backend.tensor(batch.view2, shape: shape)
-                let result = try trainer.step(view1: view1, view2: view2, learningRate: lr)
+                let result = try replicas.step(
+                    view1: batch.view1, view2: batch.view2, batch: batch.count,
+                    imageSize: batch.imageSize, learningRate: lr,
+                    checkReplicas: config.checkReplicas)
                 globalStep += 1
                 lastLoss = result.loss
                 sums.loss += result.loss.total
@@ -319,13 +320,17 @@ public final class TrainRun {
             ("dataset", "\(config.dataset) (\(train.count) train, \(test.count) test, \(train.classes) classes)"),
             ("model", config.model), ("projector", config.projector),
             ("parameters", String(model.parameters.reduce(0) { $0 + $1.value.count })),
-            ("device", "\(backend.deviceName) (\(backend.deviceDetail))"),
+            ("devices", replicas.trainers.map { $0.model.backend.deviceName }.joined(separator: ",")
+                + " (\(backend.deviceDetail))"
+                + (replicas.count > 1 ? ", \(config.batchSize / replicas.count) images per replica, "
+                    + (config.syncBatchNorm ? "synchronised" : "per-replica") + " batch norm" : "")),
             ("epochs", String(config.epochs) + (config.maxSteps > 0 ? ", at most \(config.maxSteps) steps" : "")),
             ("batch size", "\(config.batchSize) (\(stepsPerEpoch) steps per epoch)"),
             ("learning rate", "\(config.lr), warmup \(config.warmupEpochs) epochs from \(config.warmupStartLr), cosine to \(config.minLr)"),
             ("SGD", "momentum \(config.momentum), weight decay \(config.weightDecay)"),
             ("loss", "α \(config.alpha), β \(config.beta), λ_R \(config.lambdaR), λ_μ \(config.lambdaMu), ε \(config.epsilon)"),
             ("kNN", config.knnEvery > 0 ? "k \(config.knnK), T \(config.knnTemperature), every \(config.knnEvery) epochs" : "off"),
+            ("augmentation", "crop scale (\(config.cropMinScale), 1), blur p \(config.blurProbability1)/\(config.blurProbability2), solarize p \(config.solarizeProbability1)/\(config.solarizeProbability2)"),
             ("seed", String(config.seed)), ("workers", String(config.workers)),
             ("output", outputDirectory),
         ]

@@ -7,12 +7,15 @@ import Foundation
 import Training
 
 enum BenchCommand {
-    static let allOps = KernelBenchmarks.ops + ["step"]
+    static let allOps = KernelBenchmarks.ops + ["step", "data", "reduce"]
 
     static let specs: [OptionSpec] = [
         .option("ops", "LIST", default: "matmul,conv,logdet",
                 "comma list of: \(allOps.joined(separator: ", ")) (step: one ResNet-18 "
-                    + "training step, batch 128)"),
+                    + "training step, batch 128; data: augmented CIFAR-size view pairs per "
+                    + "second on --workers threads; reduce: bytes and time of the covariance "
+                    + "reduction against an embedding gather)"),
+        .option("workers", "N", default: "2", "data: augmentation threads"),
         .option("batch", "N", default: "128", "batch size of the step benchmark"),
         .flag("profile", "step: print the time per op and shape over the timed steps"),
         .option("device", "NAME", default: "cpu", "device to run on (auto, cpu, cuda:N, opencl:N)"),
@@ -55,6 +58,41 @@ enum BenchCommand {
 
         var results: [BenchmarkResult] = []
         for op in ops {
+            if op == "reduce" {
+                for c in ReduceBenchmark.cases {
+                    let result = try ReduceBenchmark.run(c, ranks: 2, options: benchOptions)
+                    results.append(result)
+                    printRow(result)
+                    let e = result.extra
+                    print(String(format: "        per step: statistics %@ (full matrix %@), "
+                                 + "embedding gather %@ forward + %@ backward",
+                                 bytes(e["stats_bytes"]!), bytes(e["stats_full_bytes"]!),
+                                 bytes(e["gather_bytes_forward"]!), bytes(e["gather_bytes_forward"]!)))
+                }
+                continue
+            }
+            if op == "data" {
+                // CIFAR-size images from the procedural generator (no download needed); the
+                // augmentation cost does not depend on the content
+                let (images, _) = ProceduralShapes.make(seed: benchOptions.seed, trainCount: 5000,
+                                                        testCount: 10)
+                let workers = try options.int("workers", range: 1...64)!
+                let batch = 256
+                let result = DataBenchmark.run(dataset: images, batch: batch, workers: workers,
+                                               batches: 19 * max(benchOptions.repeats, 1) / 5 + 2,
+                                               seed: benchOptions.seed)
+                let entry = BenchmarkResult(
+                    op: "data", caseName: "cifar32 pairs B\(batch) w\(workers)", pass: "",
+                    medianSeconds: Double(batch) / result.pairsPerSecond, gflops: nil,
+                    maxRelativeError: 0,
+                    extra: ["pairs_per_s": result.pairsPerSecond,
+                            "pairs_per_s_with_startup": result.pairsPerSecondIncludingStartup])
+                results.append(entry)
+                printRow(entry)
+                print(String(format: "        %.0f view pairs/s (%.0f counting start-up)",
+                             result.pairsPerSecond, result.pairsPerSecondIncludingStartup))
+                continue
+            }
             if op == "step" {
                 var config = StepBenchmarkConfig()
                 config.batch = try options.int("batch", range: 2...65536)!
@@ -79,6 +117,15 @@ enum BenchCommand {
             try writeJSON(results, backend: backend, threads: threads, to: path)
             print("\nwrote \(path)")
         }
+    }
+
+    /// "66,576 B (65.0 KiB)".
+    static func bytes(_ value: Double) -> String {
+        let formatter = NumberFormatter()
+        formatter.numberStyle = .decimal
+        let grouped = formatter.string(from: NSNumber(value: Int(value))) ?? "\(Int(value))"
+        return value >= 1_048_576 ? String(format: "%@ B (%.1f MiB)", grouped, value / 1048576)
+            : String(format: "%@ B (%.1f KiB)", grouped, value / 1024)
     }
 
     static func printRow(_ result: BenchmarkResult) {

@@ -233,6 +233,22 @@ cim_status cim_cpu_batchnorm_backward(cim_cpu_context *context, int N, int C, in
                                       const float *saved_mean, const float *saved_inv_std,
                                       float *dx, float *dgamma, float *dbeta, int accumulate);
 
+/* Synchronised batch norm in pieces (a reduction across replicas goes between them):
+ * sums[c] = sum x (center NULL) or sum (x - center[c])^2; y = scale[c] x + shift[c];
+ * sum_dy[c] = sum dy, sum_dy_xc[c] = sum dy (x - mean[c]); dx = a dy + b (x - mean) + d. */
+cim_status cim_cpu_channel_sums(cim_cpu_context *context, int N, int C, int L, const float *x,
+                                const float *center, double *sums);
+cim_status cim_cpu_channel_affine(cim_cpu_context *context, int N, int C, int L,
+                                  const float *x, const float *scale, const float *shift,
+                                  float *y);
+cim_status cim_cpu_batchnorm_backward_sums(cim_cpu_context *context, int N, int C, int L,
+                                           const float *dy, const float *x, const float *mean,
+                                           double *sum_dy, double *sum_dy_xc);
+cim_status cim_cpu_batchnorm_backward_apply(cim_cpu_context *context, int N, int C, int L,
+                                            const float *dy, const float *x, const float *mean,
+                                            const float *a, const float *b, const float *d,
+                                            float *dx);
+
 /* ---------------------------------------------------------------------------------------- */
 /* Element-wise, row and column ops (elementwise.c); count is the number of elements        */
 
@@ -294,6 +310,190 @@ cim_status cim_cpu_l2_normalize_backward(cim_cpu_context *context, int rows, int
 /* d = g + wd theta; buf = momentum buf + d; theta -= lr buf */
 cim_status cim_cpu_sgd_update(cim_cpu_context *context, long count, float lr, float momentum,
                               float weight_decay, float *theta, const float *g, float *buf);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Embedded kernel sources (kernel_sources.c)                                               */
+
+/* The files of kernels/ compiled into the library with C23 #embed: `count` entries. */
+typedef struct cim_kernel_source {
+    const char *name;      /* file name in kernels/, such as "gemm.cl" */
+    const char *text;      /* its bytes, NUL-terminated */
+    size_t size;           /* bytes, without the NUL */
+} cim_kernel_source;
+
+const cim_kernel_source *cim_kernel_sources(int *count);
+
+/* The embedded file `name`, or NULL. */
+const cim_kernel_source *cim_kernel_source_named(const char *name);
+
+/* ---------------------------------------------------------------------------------------- */
+/* OpenCL (opencl_loader.c, opencl_context.c, opencl_ops.c)                                 */
+/*                                                                                          */
+/* libOpenCL.so.1 is opened at run time; nothing here needs OpenCL at build time. Devices    */
+/* are numbered across platforms, platform-major: that index is the N of --device opencl:N. */
+/* A context owns one device's queue, its built programs (cached on disk) and the scratch   */
+/* memory convolution and log-det reuse; it may be used by one thread at a time. Ops are    */
+/* queued and return at once; cim_opencl_finish waits, and reads wait for what precedes.    */
+/* The op entry points take the same sizes and flags as the cim_cpu_* ones above, with     */
+/* buffers in place of pointers.                                                            */
+
+/* Opens the first loadable library of a NULL-terminated list and resolves the entry
+ * points. Done once per process: later calls report the library already open. */
+cim_status cim_opencl_load(const char *const *names, const char **out_loaded);
+
+typedef struct cim_opencl_device_info {
+    int index;                         /* N of opencl:N */
+    int platform_index;
+    int is_gpu, is_cpu;
+    int has_fp64;                      /* cl_khr_fp64 or a double-precision config */
+    int compute_units;
+    size_t max_work_group_size;
+    uint64_t global_memory_bytes, max_allocation_bytes, local_memory_bytes;
+    char platform_name[128], platform_version[128];
+    char name[256], vendor[128], driver_version[128], version[128];
+} cim_opencl_device_info;
+
+/* Devices of every platform, in the opencl:N order (needs cim_opencl_load first). A machine
+ * with the loader but no platform has 0 devices. */
+cim_status cim_opencl_device_count(int *out_count);
+cim_status cim_opencl_device_info_get(int index, cim_opencl_device_info *out_info);
+
+typedef struct cim_opencl_context cim_opencl_context;
+
+/* Opens device `index` and builds its programs. cache_dir: where built programs are kept
+ * (NULL: $XDG_CACHE_HOME/cim-train/opencl, else ~/.cache/cim-train/opencl; "": no cache). */
+cim_status cim_opencl_context_create(int index, const char *cache_dir,
+                                     cim_opencl_context **out_context);
+void cim_opencl_context_destroy(cim_opencl_context *context);
+const cim_opencl_device_info *cim_opencl_context_device(const cim_opencl_context *context);
+
+/* What the program cache did while this context was created. */
+typedef struct cim_opencl_cache_stats {
+    int loaded;            /* programs taken from the cache */
+    int built;             /* programs compiled from source */
+    int corrupt;           /* cache entries that were unreadable or rejected and rebuilt */
+    int saved;             /* entries written */
+    char directory[1024];  /* "" when caching is off */
+} cim_opencl_cache_stats;
+
+void cim_opencl_context_cache_stats(const cim_opencl_context *context,
+                                    cim_opencl_cache_stats *out_stats);
+
+/* Compiles `source` after the OpenCL prelude and common.cl with `options`, and discards it:
+ * for tests of the error path. A compile error's message carries the driver's build log. */
+cim_status cim_opencl_build_check(cim_opencl_context *context, const char *name,
+                                  const char *source, const char *options);
+
+/* Bytes of scratch device memory the context holds now. */
+size_t cim_opencl_context_workspace_bytes(const cim_opencl_context *context);
+
+/* Device memory. A buffer may outlive its context (OpenCL keeps the context alive). */
+typedef struct cim_opencl_buffer cim_opencl_buffer;
+
+cim_status cim_opencl_buffer_create(cim_opencl_context *context, size_t bytes,
+                                    cim_opencl_buffer **out_buffer);
+void cim_opencl_buffer_destroy(cim_opencl_buffer *buffer);
+/* Blocking copies between host and device; offsets are 0, sizes in bytes. */
+cim_status cim_opencl_write(cim_opencl_context *context, cim_opencl_buffer *buffer,
+                            const void *source, size_t bytes);
+cim_status cim_opencl_read(cim_opencl_context *context, cim_opencl_buffer *buffer,
+                           void *destination, size_t bytes);
+cim_status cim_opencl_copy(cim_opencl_context *context, cim_opencl_buffer *source,
+                           cim_opencl_buffer *destination, size_t bytes);
+/* The first `bytes` of buffer set to repetitions of a 1, 2, 4 or 8-byte pattern. */
+cim_status cim_opencl_fill(cim_opencl_context *context, cim_opencl_buffer *buffer,
+                           const void *pattern, size_t pattern_bytes, size_t bytes);
+cim_status cim_opencl_finish(cim_opencl_context *context);
+
+typedef cim_opencl_buffer cim_clbuf;   /* shorthand for the op signatures below */
+
+cim_status cim_opencl_gemm_f32(cim_opencl_context *context, cim_transpose trans_a,
+                               cim_transpose trans_b, int m, int n, int k, float alpha,
+                               cim_clbuf *a, int lda, cim_clbuf *b, int ldb, float beta,
+                               cim_clbuf *c, int ldc);
+/* CIM_ERROR_UNAVAILABLE on a device without fp64, as every fp64 op. */
+cim_status cim_opencl_gemm_f64(cim_opencl_context *context, cim_transpose trans_a,
+                               cim_transpose trans_b, int m, int n, int k, double alpha,
+                               cim_clbuf *a, int lda, cim_clbuf *b, int ldb, double beta,
+                               cim_clbuf *c, int ldc);
+
+cim_status cim_opencl_conv2d_forward(cim_opencl_context *context,
+                                     const cim_conv2d_shape *shape, cim_clbuf *x,
+                                     cim_clbuf *w, cim_clbuf *y);
+cim_status cim_opencl_conv2d_backward_data(cim_opencl_context *context,
+                                           const cim_conv2d_shape *shape, cim_clbuf *dy,
+                                           cim_clbuf *w, cim_clbuf *dx);
+cim_status cim_opencl_conv2d_backward_filter(cim_opencl_context *context,
+                                             const cim_conv2d_shape *shape, cim_clbuf *x,
+                                             cim_clbuf *dy, cim_clbuf *dw, int accumulate);
+
+/* Waits for the factorisation (to report a failing matrix before anything is written). */
+cim_status cim_opencl_logdet_spd_f64(cim_opencl_context *context, int batch, int n,
+                                     cim_clbuf *a, cim_clbuf *logdet, cim_clbuf *inverse,
+                                     int *failed_index);
+
+cim_status cim_opencl_batchnorm_forward(cim_opencl_context *context, int N, int C, int L,
+                                        cim_clbuf *x, cim_clbuf *gamma, cim_clbuf *beta,
+                                        cim_clbuf *running_mean, cim_clbuf *running_var,
+                                        cim_clbuf *y, cim_clbuf *saved_mean,
+                                        cim_clbuf *saved_inv_std, int training,
+                                        float momentum, float eps);
+cim_status cim_opencl_batchnorm_backward(cim_opencl_context *context, int N, int C, int L,
+                                         cim_clbuf *dy, cim_clbuf *x, cim_clbuf *gamma,
+                                         cim_clbuf *saved_mean, cim_clbuf *saved_inv_std,
+                                         cim_clbuf *dx, cim_clbuf *dgamma, cim_clbuf *dbeta,
+                                         int accumulate);
+/* Synchronised batch norm pieces; sums are float64 (fp64 devices only), coefficients
+ * [3, C] float32 (a, b, d). */
+cim_status cim_opencl_channel_sums(cim_opencl_context *context, int N, int C, int L,
+                                   cim_clbuf *x, cim_clbuf *center, cim_clbuf *sums);
+cim_status cim_opencl_channel_affine(cim_opencl_context *context, int N, int C, int L,
+                                     cim_clbuf *x, cim_clbuf *scale, cim_clbuf *shift,
+                                     cim_clbuf *y);
+cim_status cim_opencl_batchnorm_backward_sums(cim_opencl_context *context, int N, int C,
+                                              int L, cim_clbuf *dy, cim_clbuf *x,
+                                              cim_clbuf *mean, cim_clbuf *sums);
+cim_status cim_opencl_batchnorm_backward_apply(cim_opencl_context *context, int N, int C,
+                                               int L, cim_clbuf *dy, cim_clbuf *x,
+                                               cim_clbuf *mean, cim_clbuf *coefficients,
+                                               cim_clbuf *dx);
+
+cim_status cim_opencl_relu_forward(cim_opencl_context *context, long count, cim_clbuf *x,
+                                   cim_clbuf *y);
+cim_status cim_opencl_relu_backward(cim_opencl_context *context, long count, cim_clbuf *dy,
+                                    cim_clbuf *y, cim_clbuf *dx);
+cim_status cim_opencl_add(cim_opencl_context *context, long count, cim_clbuf *a,
+                          cim_clbuf *b, cim_clbuf *y);
+cim_status cim_opencl_axpy(cim_opencl_context *context, long count, float alpha,
+                           cim_clbuf *x, cim_clbuf *y);
+cim_status cim_opencl_scale(cim_opencl_context *context, long count, float alpha,
+                            cim_clbuf *y);
+cim_status cim_opencl_bias_add(cim_opencl_context *context, int rows, int columns,
+                               cim_clbuf *bias, cim_clbuf *y);
+cim_status cim_opencl_column_sum(cim_opencl_context *context, int rows, int columns,
+                                 cim_clbuf *y, cim_clbuf *sums, int accumulate);
+
+cim_status cim_opencl_global_avg_pool_forward(cim_opencl_context *context, int N, int C,
+                                              int L, cim_clbuf *x, cim_clbuf *y);
+cim_status cim_opencl_global_avg_pool_backward(cim_opencl_context *context, int N, int C,
+                                               int L, cim_clbuf *dy, cim_clbuf *dx);
+cim_status cim_opencl_max_pool2d_forward(cim_opencl_context *context,
+                                         const cim_pool2d_shape *shape, cim_clbuf *x,
+                                         cim_clbuf *y, cim_clbuf *argmax);
+cim_status cim_opencl_max_pool2d_backward(cim_opencl_context *context,
+                                          const cim_pool2d_shape *shape, cim_clbuf *dy,
+                                          cim_clbuf *argmax, cim_clbuf *dx);
+
+cim_status cim_opencl_l2_normalize_forward(cim_opencl_context *context, int rows,
+                                           int columns, float eps, cim_clbuf *u,
+                                           cim_clbuf *z, cim_clbuf *norms);
+cim_status cim_opencl_l2_normalize_backward(cim_opencl_context *context, int rows,
+                                            int columns, float eps, cim_clbuf *dz,
+                                            cim_clbuf *z, cim_clbuf *norms, cim_clbuf *du);
+
+cim_status cim_opencl_sgd_update(cim_opencl_context *context, long count, float lr,
+                                 float momentum, float weight_decay, cim_clbuf *theta,
+                                 cim_clbuf *g, cim_clbuf *buf);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Run-time library probe                                                                   */

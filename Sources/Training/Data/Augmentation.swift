@@ -167,28 +167,68 @@ extension RGBImage {
         let firstRow = vertical ? kernelV.bounds[0] : 0
         let lastRow = vertical
             ? kernelV.bounds[2 * outHeight - 2] + kernelV.bounds[2 * outHeight - 1] : box.height
-        var out = [UInt8]()
+        let rows = lastRow - firstRow
+        var out = [UInt8](repeating: 0, count: outHeight * outWidth * 3)
         pixels.withUnsafeBufferPointer { source in
+            let origin = source.baseAddress! + ((box.top + firstRow) * width + box.left) * 3
             guard horizontal else {
-                out = kernelV.vertical(source.baseAddress!, rowPixels: width, top: box.top,
-                                       left: box.left, columns: box.width)
+                // vertical only: resample the region's rows in place
+                out.withUnsafeMutableBufferPointer { target in
+                    kernelV.resample(origin, stride: width * 3, lanes: box.width * 3,
+                                     into: target.baseAddress!, shift: firstRow)
+                }
                 return
             }
+            // horizontal pass as a pass over the rows of the transposed region:
+            // columns[x][y·3 + c] = region[y][x][c]
             let kernelH = BicubicKernel(inSize: box.width, outSize: outWidth)
-            let rows = kernelH.horizontal(source.baseAddress!, rowPixels: width,
-                                          top: box.top + firstRow, left: box.left,
-                                          rows: lastRow - firstRow)
-            guard vertical else {
-                out = rows
-                return
+            var columns = [UInt8](repeating: 0, count: box.width * rows * 3)
+            var resampled = [UInt8](repeating: 0, count: outWidth * rows * 3)
+            columns.withUnsafeMutableBufferPointer { columns in
+                resampled.withUnsafeMutableBufferPointer { resampled in
+                    Self.transpose(origin, rows: rows, columns: box.width, stride: width,
+                                   into: columns.baseAddress!)
+                    kernelH.resample(columns.baseAddress!, stride: rows * 3, lanes: rows * 3,
+                                     into: resampled.baseAddress!, shift: 0)
+                }
             }
-            rows.withUnsafeBufferPointer { stage in
-                // stage row 0 is region row firstRow
-                out = kernelV.vertical(stage.baseAddress!, rowPixels: outWidth, top: -firstRow,
-                                       left: 0, columns: outWidth)
+            out.withUnsafeMutableBufferPointer { target in
+                resampled.withUnsafeBufferPointer { resampled in
+                    guard vertical else {
+                        Self.transpose(resampled.baseAddress!, rows: outWidth, columns: rows,
+                                       stride: rows, into: target.baseAddress!)
+                        return
+                    }
+                    // back to rows, then the vertical pass (its bounds start at firstRow)
+                    var staged = [UInt8](repeating: 0, count: rows * outWidth * 3)
+                    staged.withUnsafeMutableBufferPointer { staged in
+                        Self.transpose(resampled.baseAddress!, rows: outWidth, columns: rows,
+                                       stride: rows, into: staged.baseAddress!)
+                        kernelV.resample(staged.baseAddress!, stride: outWidth * 3,
+                                         lanes: outWidth * 3, into: target.baseAddress!,
+                                         shift: firstRow)
+                    }
+                }
             }
         }
         return RGBImage(height: outHeight, width: outWidth, pixels: out)
+    }
+
+    /// target[x][y] = source[y][x] for 3-byte pixels; `stride` is the source row length in
+    /// pixels, the target rows are `rows` pixels long.
+    static func transpose(_ source: UnsafePointer<UInt8>, rows: Int, columns: Int, stride: Int,
+                          into target: UnsafeMutablePointer<UInt8>) {
+        for y in 0..<rows {
+            var from = source + y * stride * 3
+            var to = target + y * 3
+            for _ in 0..<columns {
+                to[0] = from[0]
+                to[1] = from[1]
+                to[2] = from[2]
+                from += 3
+                to += rows * 3
+            }
+        }
     }
 
     private func checkInside(_ box: CropBox) {
@@ -202,11 +242,11 @@ extension RGBImage {
 /// `normalize_coeffs_8bpc`): for output i, taps bounds[2i] ..< bounds[2i] + bounds[2i+1] with
 /// 22-bit fixed-point weights weights[i·taps ..< i·taps + bounds[2i+1]].
 struct BicubicKernel {
-    static let precisionBits = 22
+    static let precisionBits: Int32 = 22
     let outSize: Int
     let taps: Int
     let bounds: [Int]
-    let weights: [Int]
+    let weights: [Int32]
 
     init(inSize: Int, outSize: Int) {
         // Pillow computes in double from float box edges; integer edges convert exactly
@@ -215,7 +255,7 @@ struct BicubicKernel {
         let support = 2.0 * filterScale
         let taps = Int(support.rounded(.up)) * 2 + 1
         var bounds = [Int](repeating: 0, count: 2 * outSize)
-        var weights = [Int](repeating: 0, count: outSize * taps)
+        var weights = [Int32](repeating: 0, count: outSize * taps)
         var k = [Double](repeating: 0, count: taps)
         let inverse = 1.0 / filterScale
         for i in 0..<outSize {
@@ -231,7 +271,7 @@ struct BicubicKernel {
             for x in 0..<count {
                 let w = sum != 0 ? k[x] / sum : k[x]
                 let fixed = w * Double(1 << Self.precisionBits)
-                weights[i * taps + x] = w < 0 ? Int(-0.5 + fixed) : Int(0.5 + fixed)
+                weights[i * taps + x] = w < 0 ? Int32(-0.5 + fixed) : Int32(0.5 + fixed)
             }
             bounds[2 * i] = first
             bounds[2 * i + 1] = count
@@ -252,78 +292,32 @@ struct BicubicKernel {
         return 0.0
     }
 
-    @inline(__always)
-    static func clip8(_ sum: Int) -> UInt8 {
-        let v = sum >> precisionBits
-        return v <= 0 ? 0 : (v >= 255 ? 255 : UInt8(v))
-    }
-
-    /// Resamples `rows` rows of width `inSize` starting at (top, left) of a source whose rows
-    /// are `rowPixels` pixels long; returns rows × outSize × 3 bytes.
-    func horizontal(_ source: UnsafePointer<UInt8>, rowPixels: Int, top: Int, left: Int,
-                    rows: Int) -> [UInt8] {
-        let outSize = self.outSize
-        let taps = self.taps
-        return [UInt8](unsafeUninitializedCapacity: rows * outSize * 3) { out, initialized in
-            bounds.withUnsafeBufferPointer { bounds in
-                weights.withUnsafeBufferPointer { weights in
-                    let half = 1 << (Self.precisionBits - 1)
-                    for y in 0..<rows {
-                        let row = source + ((top + y) * rowPixels + left) * 3
-                        let target = out.baseAddress! + y * outSize * 3
-                        for i in 0..<outSize {
-                            let first = bounds[2 * i]
-                            let k = weights.baseAddress! + i * taps
-                            var s0 = half, s1 = half, s2 = half
-                            var p = row + first * 3
-                            for x in 0..<bounds[2 * i + 1] {
-                                let w = k[x]
-                                s0 += Int(p[0]) * w
-                                s1 += Int(p[1]) * w
-                                s2 += Int(p[2]) * w
-                                p += 3
-                            }
-                            target[3 * i] = Self.clip8(s0)
-                            target[3 * i + 1] = Self.clip8(s1)
-                            target[3 * i + 2] = Self.clip8(s2)
-                        }
+    /// Output row i = Σ_t w_i[t] · source row (bounds[2i] + t − shift), `lanes` bytes per
+    /// row, rows `stride` bytes apart; target rows are `lanes` bytes, outSize of them. The
+    /// sums are Pillow's 32-bit integers (they cannot overflow by construction), so wrapping
+    /// arithmetic is exact and lets the lane loop vectorise.
+    func resample(_ source: UnsafePointer<UInt8>, stride: Int, lanes: Int,
+                  into target: UnsafeMutablePointer<UInt8>, shift: Int) {
+        let half: Int32 = 1 << (Self.precisionBits - 1)
+        let accumulator = UnsafeMutablePointer<Int32>.allocate(capacity: lanes)
+        defer { accumulator.deallocate() }
+        bounds.withUnsafeBufferPointer { bounds in
+            weights.withUnsafeBufferPointer { weights in
+                for i in 0..<outSize {
+                    accumulator.update(repeating: half, count: lanes)
+                    let first = bounds[2 * i] - shift
+                    for t in 0..<bounds[2 * i + 1] {
+                        let w = weights[i * taps + t]
+                        let row = source + (first + t) * stride
+                        for l in 0..<lanes { accumulator[l] &+= Int32(row[l]) &* w }
+                    }
+                    let out = target + i * lanes
+                    for l in 0..<lanes {
+                        let v = accumulator[l] >> Self.precisionBits
+                        out[l] = UInt8(truncatingIfNeeded: min(max(v, 0), 255))
                     }
                 }
             }
-            initialized = rows * outSize * 3
-        }
-    }
-
-    /// Resamples `columns` columns starting at (top, left) of a source whose rows are
-    /// `rowPixels` pixels long (bounds are relative to `top`); returns outSize × columns × 3.
-    func vertical(_ source: UnsafePointer<UInt8>, rowPixels: Int, top: Int, left: Int,
-                  columns: Int) -> [UInt8] {
-        let outSize = self.outSize
-        let taps = self.taps
-        let stride = rowPixels * 3
-        return [UInt8](unsafeUninitializedCapacity: outSize * columns * 3) { out, initialized in
-            bounds.withUnsafeBufferPointer { bounds in
-                weights.withUnsafeBufferPointer { weights in
-                    let half = 1 << (Self.precisionBits - 1)
-                    for i in 0..<outSize {
-                        let first = bounds[2 * i]
-                        let count = bounds[2 * i + 1]
-                        let k = weights.baseAddress! + i * taps
-                        let target = out.baseAddress! + i * columns * 3
-                        let origin = source + ((top + first) * rowPixels + left) * 3
-                        for c in 0..<(columns * 3) {
-                            var s = half
-                            var p = origin + c
-                            for y in 0..<count {
-                                s += Int(p[0]) * k[y]
-                                p += stride
-                            }
-                            target[c] = Self.clip8(s)
-                        }
-                    }
-                }
-            }
-            initialized = outSize * columns * 3
         }
     }
 }
@@ -384,10 +378,11 @@ extension RGBImage {
     public mutating func adjustHue(_ factor: Double) {
         precondition(abs(factor) <= 0.5, "hue factor \(factor) is not in [-0.5, 0.5]")
         let shift = UInt8(truncatingIfNeeded: Int32(factor * 255))
+        let tables = HSVTables.shared
         pixels.withUnsafeMutableBufferPointer { p in
             for i in 0..<(height * width) {
                 let (h, s, v) = Self.pillowHSV(p[3 * i], p[3 * i + 1], p[3 * i + 2])
-                let (r, g, b) = Self.pillowRGB(h &+ shift, s, v)
+                let (r, g, b) = Self.pillowRGB(h &+ shift, s, v, tables)
                 p[3 * i] = r
                 p[3 * i + 1] = g
                 p[3 * i + 2] = b
@@ -396,42 +391,46 @@ extension RGBImage {
     }
 
     /// Pillow rgb2hsv_row: C's float and double steps kept as written (a double literal
-    /// promotes the whole expression).
+    /// promotes the whole expression). Only the two channel ratios the hue needs are
+    /// computed.
     @inline(__always)
     static func pillowHSV(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> (UInt8, UInt8, UInt8) {
-        let maxc = max(r, g, b)
-        let minc = min(r, g, b)
+        let maxc = max(max(r, g), b)
+        let minc = min(min(r, g), b)
         if maxc == minc { return (0, 0, maxc) }
         let cr = Float(maxc - minc)
         let s = cr / Float(maxc)
-        let rc = Float(maxc - r) / cr
-        let gc = Float(maxc - g) / cr
-        let bc = Float(maxc - b) / cr
         var h: Float
         if r == maxc {
-            h = bc - gc
+            h = Float(maxc - b) / cr - Float(maxc - g) / cr
         } else if g == maxc {
-            h = Float(2.0 + Double(rc) - Double(bc))
+            h = Float(2.0 + Double(Float(maxc - r) / cr) - Double(Float(maxc - b) / cr))
         } else {
-            h = Float(4.0 + Double(gc) - Double(rc))
+            h = Float(4.0 + Double(Float(maxc - g) / cr) - Double(Float(maxc - r) / cr))
         }
-        h = Float(fmod(Double(h) / 6.0 + 1.0, 1.0))
+        // fmod(h/6 + 1, 1): h is in [−1, 5), so the argument is in [5/6, 11/6) and the
+        // subtraction is exact
+        let turns = Double(h) / 6.0 + 1.0
+        h = Float(turns >= 1.0 ? turns - 1.0 : turns)
         return (clip8(Int(Double(h) * 255.0)), clip8(Int(Double(s) * 255.0)), maxc)
     }
 
-    /// Pillow hsv2rgb (C `round` is half away from zero, Swift's default `rounded()`).
+    /// Pillow hsv2rgb. C's `floor` and `round` (half away from zero) are taken on values
+    /// in [0, 256), where truncation and the fraction test below are exact; the terms that
+    /// depend on one byte come from `tables`.
     @inline(__always)
-    static func pillowRGB(_ h: UInt8, _ s: UInt8, _ v: UInt8) -> (UInt8, UInt8, UInt8) {
+    static func pillowRGB(_ h: UInt8, _ s: UInt8, _ v: UInt8, _ tables: HSVTables)
+        -> (UInt8, UInt8, UInt8)
+    {
         if s == 0 { return (v, v, v) }
-        let h6 = Double(Float(h)) * 6.0 / 255.0
-        let i = Int(h6.rounded(.down))
-        let f = Float(h6 - Double(Float(i)))
-        let fs = Float(Double(Float(s)) / 255.0)
+        let sector = tables.sector[Int(h)]
+        let f = tables.fraction[Int(h)]
+        let fs = tables.saturation[Int(s)]
         let fv = Double(Float(v))
-        let p = clip8(Int((fv * (1.0 - Double(fs))).rounded()))
-        let q = clip8(Int((fv * (1.0 - Double(fs * f))).rounded()))
-        let t = clip8(Int((fv * (1.0 - Double(fs) * (1.0 - Double(f)))).rounded()))
-        switch i % 6 {
+        let p = roundHalfUp(fv * (1.0 - Double(fs)))
+        let q = roundHalfUp(fv * (1.0 - Double(fs * f)))
+        let t = roundHalfUp(fv * (1.0 - Double(fs) * (1.0 - Double(f))))
+        switch sector {
         case 0: return (v, t, p)
         case 1: return (q, v, p)
         case 2: return (p, v, t)
@@ -439,6 +438,13 @@ extension RGBImage {
         case 4: return (t, p, v)
         default: return (v, p, q)
         }
+    }
+
+    /// C `round` then CLIP8 for x in [0, 256): x − trunc(x) is exact there.
+    @inline(__always)
+    static func roundHalfUp(_ x: Double) -> UInt8 {
+        let whole = Int(x)
+        return clip8(x - Double(whole) >= 0.5 ? whole + 1 : whole)
     }
 
     @inline(__always)
@@ -462,6 +468,33 @@ extension RGBImage {
     }
 }
 
+/// The per-byte terms of Pillow's hsv2rgb: for hue byte h, i = floor(h·6.0/255.0) (as
+/// `sector`, i mod 6) and f = Float(h·6.0/255.0 − i); for saturation byte s,
+/// Float(s/255.0).
+struct HSVTables: Sendable {
+    let sector: [Int]
+    let fraction: [Float]
+    let saturation: [Float]
+
+    static let shared = HSVTables()
+
+    private init() {
+        var sector = [Int](repeating: 0, count: 256)
+        var fraction = [Float](repeating: 0, count: 256)
+        var saturation = [Float](repeating: 0, count: 256)
+        for byte in 0..<256 {
+            let h6 = Double(Float(byte)) * 6.0 / 255.0
+            let i = Int(h6.rounded(.down))
+            sector[byte] = i % 6
+            fraction[byte] = Float(h6 - Double(Float(i)))
+            saturation[byte] = Float(Double(Float(byte)) / 255.0)
+        }
+        self.sector = sector
+        self.fraction = fraction
+        self.saturation = saturation
+    }
+}
+
 // MARK: - Blur
 
 extension RGBImage {
@@ -482,70 +515,82 @@ extension RGBImage {
     }
 
     /// Pillow `ImagingBoxBlur`: `passes` box passes along rows, then `passes` along columns,
-    /// each rounded to 8 bits (see the file header).
+    /// each rounded to 8 bits (see the file header). Like Pillow, the row passes run on the
+    /// transposed image, so every pass walks whole rows of contiguous lanes.
     public mutating func boxBlur(radius: Float, passes: Int) {
         precondition(radius >= 0 && passes >= 1, "box blur radius \(radius), passes \(passes)")
         if radius == 0 { return }
         let r = Int(radius)
-        let ww = Int(UInt32(Float(1 << 24) / (radius * 2 + 1)))
-        let fw = ((1 << 24) - (2 * r + 1) * ww) / 2
+        let ww = UInt32(Float(1 << 24) / (radius * 2 + 1))
+        let fw = ((1 << 24) - UInt32(2 * r + 1) * ww) / 2
         let (h, w) = (height, width)
-        let longest = max(h, w)
-        var line = [Int](repeating: 0, count: longest)
-        var padded = [Int](repeating: 0, count: longest + 2 * r + 2)
+        let count = h * w * 3
+        let a = UnsafeMutablePointer<UInt32>.allocate(capacity: count)
+        let b = UnsafeMutablePointer<UInt32>.allocate(capacity: count)
+        let sums = UnsafeMutablePointer<UInt32>.allocate(capacity: max(h, w) * 3)
+        defer {
+            a.deallocate()
+            b.deallocate()
+            sums.deallocate()
+        }
         pixels.withUnsafeMutableBufferPointer { p in
-            line.withUnsafeMutableBufferPointer { line in
-                padded.withUnsafeMutableBufferPointer { padded in
-                    let base = p.baseAddress!
-                    let lineBase = line.baseAddress!
-                    let padBase = padded.baseAddress!
-                    for y in 0..<h {
-                        for c in 0..<3 {
-                            Self.blurLine(base + y * w * 3 + c, count: w, stride: 3, radius: r,
-                                          ww: ww, fw: fw, passes: passes, line: lineBase,
-                                          padded: padBase)
-                        }
-                    }
-                    for x in 0..<w {
-                        for c in 0..<3 {
-                            Self.blurLine(base + x * 3 + c, count: h, stride: w * 3, radius: r,
-                                          ww: ww, fw: fw, passes: passes, line: lineBase,
-                                          padded: padBase)
-                        }
-                    }
+            // transposed: a[x][y·3 + c]; the row passes become passes along its columns
+            for y in 0..<h {
+                for x in 0..<w {
+                    for c in 0..<3 { a[(x * h + y) * 3 + c] = UInt32(p[(y * w + x) * 3 + c]) }
                 }
             }
+            var (source, target) = (a, b)
+            for _ in 0..<passes {
+                Self.boxPass(source, into: target, count: w, lanes: h * 3, radius: r, ww: ww,
+                             fw: fw, sums: sums)
+                swap(&source, &target)
+            }
+            for y in 0..<h {
+                for x in 0..<w {
+                    for c in 0..<3 { target[(y * w + x) * 3 + c] = source[(x * h + y) * 3 + c] }
+                }
+            }
+            swap(&source, &target)
+            for _ in 0..<passes {
+                Self.boxPass(source, into: target, count: h, lanes: w * 3, radius: r, ww: ww,
+                             fw: fw, sums: sums)
+                swap(&source, &target)
+            }
+            for i in 0..<count { p[i] = UInt8(truncatingIfNeeded: source[i]) }
         }
     }
 
-    /// `passes` box passes over one line of `count` values `stride` bytes apart. Each pass
-    /// pads the line with r + 1 copies of its end values and slides a window sum over it.
+    /// One box pass along `count` rows of `lanes` values, rows outside the image replicating
+    /// the edge rows. Row x of the target, with S the sum of source rows x−ri … x+ri:
+    ///   (ww·S + fw·(row x−ri−1 + row x+ri+1) + 2^23) >> 24
+    /// S slides by one row per step. Every value stays below 2^32 (ww·(2ri+1) + 2fw = 2^24),
+    /// so wrapping UInt32 arithmetic is exact, as in Pillow.
     @inline(__always)
-    private static func blurLine(_ data: UnsafeMutablePointer<UInt8>, count n: Int, stride: Int,
-                                 radius r: Int, ww: Int, fw: Int, passes: Int,
-                                 line: UnsafeMutablePointer<Int>,
-                                 padded: UnsafeMutablePointer<Int>) {
-        for x in 0..<n { line[x] = Int(data[x * stride]) }
-        let edge = r + 1
-        for _ in 0..<passes {
-            let first = line[0]
-            let last = line[n - 1]
-            for i in 0..<edge {
-                padded[i] = first
-                padded[edge + n + i] = last
-            }
-            (padded + edge).update(from: line, count: n)
-
-            // padded index of x is x + r + 1: inner taps x+1 ... x+2r+1, outer x and x+2r+2
-            var sum = 0
-            for i in 1...(2 * r + 1) { sum += padded[i] }
-            for x in 0..<n {
-                let bulk = sum * ww + (padded[x] + padded[x + 2 * r + 2]) * fw
-                line[x] = (bulk + (1 << 23)) >> 24
-                sum += padded[x + 2 * r + 2] - padded[x + 1]
+    private static func boxPass(_ source: UnsafeMutablePointer<UInt32>,
+                                into target: UnsafeMutablePointer<UInt32>, count n: Int,
+                                lanes: Int, radius r: Int, ww: UInt32, fw: UInt32,
+                                sums: UnsafeMutablePointer<UInt32>) {
+        func row(_ i: Int) -> UnsafeMutablePointer<UInt32> {
+            source + min(max(i, 0), n - 1) * lanes
+        }
+        // the window of row −1: rows −r−1 … r−1
+        sums.update(repeating: 0, count: lanes)
+        for i in (-r - 1)...(r - 1) {
+            let p = row(i)
+            for l in 0..<lanes { sums[l] &+= p[l] }
+        }
+        for x in 0..<n {
+            let leaving = row(x - r - 1)
+            let entering = row(x + r)
+            let far = row(x + r + 1)
+            let out = target + x * lanes
+            for l in 0..<lanes {
+                let sum = sums[l] &+ entering[l] &- leaving[l]
+                sums[l] = sum
+                out[l] = (sum &* ww &+ (leaving[l] &+ far[l]) &* fw &+ (1 << 23)) >> 24
             }
         }
-        for x in 0..<n { data[x * stride] = UInt8(truncatingIfNeeded: line[x]) }
     }
 }
 

@@ -13,9 +13,10 @@
 // Threads: `workers` Foundation threads claim whole batches in increasing order and build
 // them; at most `prefetch` batches are claimed and not yet handed out, so the queue stays
 // bounded while the consumer can take a ready batch without waiting. `next()` blocks until
-// the next batch in order is ready. `cancel()` (also run by deinit) stops the workers between
-// samples and waits until every thread has returned. `workers: 0` builds each batch on the
-// caller's thread inside `next()`. One NSCondition guards all shared state.
+// the next batch in order is ready; the call after the last batch returns nil once every
+// worker has returned. `cancel()` (also run by deinit) stops the workers between samples and
+// waits until every thread has returned. `workers: 0` builds each batch on the caller's thread
+// inside `next()`. One NSCondition guards all shared state. Workers are named cim-data-N.
 //
 // Layout of a batch: images B×3×S×S float32, normalised (Normalization); labels and dataset
 // indices in batch order.
@@ -23,6 +24,10 @@
 import Backend
 import Foundation
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // MARK: - Batches
 
@@ -100,7 +105,6 @@ public final class TwoViewLoader: Sequence, IteratorProtocol {
         self.batchCount = dataset.count / batchSize
         self.imageSize = views.0.size
         self.workers = workers
-        let source = DatasetReference(dataset)
         let order = DataRandom.epochOrder(count: dataset.count, seed: seed, epoch: epoch)
         let (view1, view2) = views
         let size = views.0.size
@@ -114,7 +118,7 @@ public final class TwoViewLoader: Sequence, IteratorProtocol {
                 images2.withUnsafeMutableBufferPointer { out2 in
                     for (j, sample) in indices.enumerated() {
                         if stop() { return false }
-                        let image = source.image(sample)
+                        let image = dataset.rgbImage(sample)
                         var random1 = DataRandom.generator(seed: seed, epoch: epoch,
                                                            sample: sample, view: 1)
                         normalization.write(view1(image, random: &random1),
@@ -129,8 +133,7 @@ public final class TwoViewLoader: Sequence, IteratorProtocol {
             }
             guard finished else { return nil }
             return TwoViewBatch(index: k, imageSize: size, view1: images1, view2: images2,
-                                labels: indices.map { source.dataset.labels[$0] },
-                                indices: indices)
+                                labels: indices.map { dataset.labels[$0] }, indices: indices)
         }
     }
 
@@ -182,7 +185,6 @@ public final class EvalLoader: Sequence, IteratorProtocol {
         self.batchCount = dropLast ? count / batchSize : (count + batchSize - 1) / batchSize
         let order = (shuffle ?? transform.isRandom)
             ? DataRandom.epochOrder(count: count, seed: seed, epoch: epoch) : Array(0..<count)
-        let source = DatasetReference(dataset)
         let size = transform.size
         pipeline = PrefetchPipeline(count: batchCount, workers: workers, prefetch: prefetch) {
             k, stop in
@@ -194,15 +196,14 @@ public final class EvalLoader: Sequence, IteratorProtocol {
                     if stop() { return false }
                     var random = DataRandom.generator(seed: seed, epoch: epoch, sample: sample,
                                                       view: 0)
-                    let view = transform.apply(to: source.image(sample), random: &random)
+                    let view = transform.apply(to: dataset.rgbImage(sample), random: &random)
                     normalization.write(view, to: out.baseAddress! + j * plane)
                 }
                 return true
             }
             guard finished else { return nil }
             return EvalBatch(index: k, imageSize: size, images: images,
-                             labels: indices.map { source.dataset.labels[$0] },
-                             indices: indices)
+                             labels: indices.map { dataset.labels[$0] }, indices: indices)
         }
     }
 
@@ -221,15 +222,10 @@ public final class EvalLoader: Sequence, IteratorProtocol {
 
 // MARK: - Internals
 
-/// The dataset shared read-only by the worker threads.
-final class DatasetReference: @unchecked Sendable {
-    // immutable after init, so sharing it between threads is safe
-    let dataset: ImageDataset
-
-    init(_ dataset: ImageDataset) { self.dataset = dataset }
-
-    func image(_ index: Int) -> RGBImage {
-        RGBImage(height: dataset.height, width: dataset.width, pixels: dataset.image(index))
+extension ImageDataset {
+    /// Image `index` as an RGBImage (a copy of its bytes).
+    func rgbImage(_ index: Int) -> RGBImage {
+        RGBImage(height: height, width: width, pixels: image(index))
     }
 }
 
@@ -263,8 +259,7 @@ final class PrefetchPipeline<Batch: Sendable>: @unchecked Sendable {
         synchronous = threads == 0
         running = threads
         for i in 0..<threads {
-            let thread = Thread { [self] in work() }
-            thread.name = "cim-data-\(i)"
+            let thread = Thread { [self] in work(name: "cim-data-\(i)") }
             thread.start()
         }
     }
@@ -275,7 +270,8 @@ final class PrefetchPipeline<Batch: Sendable>: @unchecked Sendable {
         return running
     }
 
-    private func work() {
+    private func work(name: String) {
+        nameCurrentThread(name)
         let stop = { self.stopFlag.load(ordering: .relaxed) }
         condition.lock()
         while true {
@@ -299,7 +295,12 @@ final class PrefetchPipeline<Batch: Sendable>: @unchecked Sendable {
     func next() -> Batch? {
         condition.lock()
         defer { condition.unlock() }
-        guard !cancelled && nextDelivery < count else { return nil }
+        if cancelled { return nil }
+        guard nextDelivery < count else {
+            // the end: the workers are returning; wait so none outlives the epoch's last call
+            while running > 0 { condition.wait() }
+            return nil
+        }
         if synchronous {
             // no worker threads: build it here
             let k = nextDelivery
@@ -326,4 +327,20 @@ final class PrefetchPipeline<Batch: Sendable>: @unchecked Sendable {
         while running > 0 { condition.wait() }
         condition.unlock()
     }
+}
+
+/// Names the calling thread for top, gdb and /proc/self/task/*/comm (15 bytes at most).
+///
+/// Foundation's `Thread.name` reaches the kernel on Linux only when the thread's handle is
+/// already recorded, which races with the thread's start; glibc's pthread_setname_np is not
+/// visible to Swift without _GNU_SOURCE, so it is looked up at run time.
+private func nameCurrentThread(_ name: String) {
+    #if canImport(Glibc)
+        typealias SetName = @convention(c) (pthread_t, UnsafePointer<CChar>) -> Int32
+        if let symbol = dlsym(nil, "pthread_setname_np") {
+            _ = unsafeBitCast(symbol, to: SetName.self)(pthread_self(), name)
+            return
+        }
+    #endif
+    Thread.current.name = name
 }
