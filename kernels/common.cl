@@ -25,8 +25,8 @@ INLINE CIM_REAL group_sum_(CIM_REAL value, LOCAL_PTR CIM_REAL *scratch) {
     const int lid = LOCAL_ID(0), size = LOCAL_SIZE(0);
     scratch[lid] = value;
     BARRIER_LOCAL();
-    for (int half = size / 2; half >= 32; half /= 2) {
-        if (lid < half) scratch[lid] += scratch[lid + half];
+    for (int stride = size / 2; stride >= 32; stride /= 2) {
+        if (lid < stride) scratch[lid] += scratch[lid + stride];
         BARRIER_LOCAL();
     }
     if (lid < 32) {
@@ -45,8 +45,8 @@ INLINE CIM_REAL group_sum_(CIM_REAL value, LOCAL_PTR CIM_REAL *scratch) {
     const int lid = LOCAL_ID(0);
     scratch[lid] = value;
     BARRIER_LOCAL();
-    for (int half = LOCAL_SIZE(0) / 2; half > 0; half /= 2) {
-        if (lid < half) scratch[lid] += scratch[lid + half];
+    for (int stride = LOCAL_SIZE(0) / 2; stride > 0; stride /= 2) {
+        if (lid < stride) scratch[lid] += scratch[lid + stride];
         BARRIER_LOCAL();
     }
     const CIM_REAL total = scratch[0];

@@ -36,6 +36,16 @@
 #define GEMM_THREADS 16                       /* per dimension: 16 x 16 work-items */
 #define GEMM_WORK (GEMM_TILE / GEMM_THREADS)  /* 4 x 4 outputs per work-item */
 
+/* C[m][n] = alpha value + beta C[m][n] (C not read when beta == 0), at either layout */
+INLINE void gemm_store_(GLOBAL CIM_REAL *c, const int m, const int n, const int M,
+                        const int ldc, const int out_plane, const CIM_REAL alpha,
+                        const CIM_REAL beta, const CIM_REAL value) {
+    const long index = out_plane == 0
+        ? (long)m * ldc + n
+        : (long)(n / out_plane) * M * out_plane + (long)m * out_plane + n % out_plane;
+    c[index] = beta == (CIM_REAL)0 ? alpha * value : alpha * value + beta * c[index];
+}
+
 KERNEL WORKGROUP_SIZE(16, 16, 1) void CIM_NAME(gemm_kernel)(
     const int trans_a, const int trans_b, const int M, const int N, const int K,
     const CIM_REAL alpha, GLOBAL const CIM_REAL *a, const long a_offset, const int lda,
@@ -54,11 +64,14 @@ KERNEL WORKGROUP_SIZE(16, 16, 1) void CIM_NAME(gemm_kernel)(
     LOCAL CIM_REAL As[GEMM_TILE_K][GEMM_TILE];
     LOCAL CIM_REAL Bs[GEMM_TILE_K][GEMM_TILE];
     CIM_REAL acc[GEMM_WORK][GEMM_WORK];
+#pragma unroll
     for (int i = 0; i < GEMM_WORK; i++)
+#pragma unroll
         for (int j = 0; j < GEMM_WORK; j++) acc[i][j] = (CIM_REAL)0;
 
     for (int k0 = 0; k0 < K; k0 += GEMM_TILE_K) {
         /* load: element e of a tile is read along the matrix's contiguous direction */
+#pragma unroll
         for (int l = 0; l < GEMM_WORK; l++) {
             const int e = tid + l * GEMM_THREADS * GEMM_THREADS;
             int m, k;
@@ -80,11 +93,16 @@ KERNEL WORKGROUP_SIZE(16, 16, 1) void CIM_NAME(gemm_kernel)(
         BARRIER_LOCAL();
 
         /* multiply: a 4 x 4 outer product per k */
+#pragma unroll
         for (int k = 0; k < GEMM_TILE_K; k++) {
             CIM_REAL ra[GEMM_WORK], rb[GEMM_WORK];
+#pragma unroll
             for (int i = 0; i < GEMM_WORK; i++) ra[i] = As[k][ty + i * GEMM_THREADS];
+#pragma unroll
             for (int j = 0; j < GEMM_WORK; j++) rb[j] = Bs[k][tx + j * GEMM_THREADS];
+#pragma unroll
             for (int i = 0; i < GEMM_WORK; i++)
+#pragma unroll
                 for (int j = 0; j < GEMM_WORK; j++) acc[i][j] += ra[i] * rb[j];
         }
         BARRIER_LOCAL();
@@ -96,12 +114,172 @@ KERNEL WORKGROUP_SIZE(16, 16, 1) void CIM_NAME(gemm_kernel)(
         if (m >= M) continue;
         for (int j = 0; j < GEMM_WORK; j++) {
             const int n = n0 + tx + j * GEMM_THREADS;
-            if (n >= N) continue;
-            const long index = out_plane == 0
-                ? (long)m * ldc + n
-                : (long)(n / out_plane) * M * out_plane + (long)m * out_plane + n % out_plane;
-            const CIM_REAL value = alpha * acc[i][j];
-            c[index] = beta == (CIM_REAL)0 ? value : value + beta * c[index];
+            if (n < N) gemm_store_(c, m, n, M, ldc, out_plane, alpha, beta, acc[i][j]);
         }
     }
 }
+
+/* ---- OpenCL fast path for CPU devices ------------------------------------------------ *
+ *
+ * PoCL runs a work-group as a loop over its work-items and vectorises across them only when
+ * that loop has no inner loop; the tiled kernel above has several, so on a CPU device it
+ * runs scalar (about 2 GFLOP/s on two cores). These kernels vectorise inside one work-item
+ * instead, with OpenCL vector types (which CUDA does not have, hence OpenCL only), and need
+ * no shared memory: the CPU's caches hold the reused rows.
+ *
+ *   gemm_cpu_kernel     NN and TN: a work-item owns CPU_ROWS x 32 of C; per k it loads 32
+ *                       values of one row of B as vectors and broadcasts CPU_ROWS values of
+ *                       op(A) (a row-major A's column, or a transposed A's contiguous row)
+ *   gemm_nt_cpu_kernel  NT: a work-item owns 4 x 4 of C as dot products of rows of A and of
+ *                       B, both contiguous in k, summed as vectors and added up at the end
+ *
+ * TT is left to gemm_kernel (nothing in training uses it). Blocks that stick out of C take
+ * a slower path with bounds checks. The same arguments as gemm_kernel; the host launches
+ * them on CPU devices (opencl_ops.c). Summation order differs from the tiled kernel's, so
+ * results agree to rounding, not bit for bit.
+ */
+#if defined(CIM_OPENCL)
+
+#if defined(CIM_FP64)
+#define CPU_VW 8
+#define CPU_ROWS 4
+typedef double8 cpu_vec_;
+#define cpu_vload_ vload8
+#define cpu_vstore_ vstore8
+INLINE double cpu_sum_(const double8 v) {
+    const double4 h = v.lo + v.hi;
+    const double2 q = h.lo + h.hi;
+    return q.x + q.y;
+}
+#else
+#define CPU_VW 16
+#define CPU_ROWS 8
+typedef float16 cpu_vec_;
+#define cpu_vload_ vload16
+#define cpu_vstore_ vstore16
+INLINE float cpu_sum_(const float16 v) {
+    const float8 h = v.lo + v.hi;
+    const float4 q = h.lo + h.hi;
+    const float2 r = q.lo + q.hi;
+    return r.x + r.y;
+}
+#endif
+#define CPU_COLS 32
+#define CPU_VECS (CPU_COLS / CPU_VW)
+#define NT_BLOCK 4
+
+KERNEL void CIM_NAME(gemm_cpu_kernel)(
+    const int trans_a, const int trans_b, const int M, const int N, const int K,
+    const CIM_REAL alpha, GLOBAL const CIM_REAL *a, const long a_offset, const int lda,
+    const long a_batch_stride, GLOBAL const CIM_REAL *b, const long b_offset, const int ldb,
+    const long b_batch_stride, const CIM_REAL beta, GLOBAL CIM_REAL *c, const long c_offset,
+    const int ldc, const long c_batch_stride, const int out_plane, const int lower_only) {
+    const int n0 = GLOBAL_ID(0) * CPU_COLS, m0 = GLOBAL_ID(1) * CPU_ROWS;
+    if (n0 >= N || m0 >= M || (lower_only && n0 > m0 + CPU_ROWS - 1)) return;
+    const long z = GLOBAL_ID(2);
+    a += a_offset + z * a_batch_stride;
+    b += b_offset + z * b_batch_stride;
+    c += c_offset + z * c_batch_stride;
+
+    cpu_vec_ acc[CPU_ROWS][CPU_VECS];
+#pragma unroll
+    for (int i = 0; i < CPU_ROWS; i++)
+#pragma unroll
+        for (int v = 0; v < CPU_VECS; v++) acc[i][v] = (cpu_vec_)((CIM_REAL)0);
+
+    if (m0 + CPU_ROWS <= M && n0 + CPU_COLS <= N) {
+        /* a whole block: vector loads of B, broadcasts of A */
+        GLOBAL const CIM_REAL *b_row = b + n0;
+        for (int k = 0; k < K; k++, b_row += ldb) {
+            cpu_vec_ bv[CPU_VECS];
+#pragma unroll
+            for (int v = 0; v < CPU_VECS; v++) bv[v] = cpu_vload_(v, b_row);
+            CIM_REAL av[CPU_ROWS];
+            if (trans_a) {
+#pragma unroll
+                for (int i = 0; i < CPU_ROWS; i++) av[i] = a[(long)k * lda + m0 + i];
+            } else {
+#pragma unroll
+                for (int i = 0; i < CPU_ROWS; i++) av[i] = a[(long)(m0 + i) * lda + k];
+            }
+#pragma unroll
+            for (int i = 0; i < CPU_ROWS; i++)
+#pragma unroll
+                for (int v = 0; v < CPU_VECS; v++) acc[i][v] += av[i] * bv[v];
+        }
+    } else {
+        /* an edge block: out-of-range elements load as 0 */
+        for (int k = 0; k < K; k++) {
+            CIM_REAL row[CPU_COLS];
+            for (int j = 0; j < CPU_COLS; j++)
+                row[j] = n0 + j < N ? b[(long)k * ldb + n0 + j] : (CIM_REAL)0;
+            for (int i = 0; i < CPU_ROWS; i++) {
+                const int m = m0 + i;
+                const CIM_REAL av = m >= M ? (CIM_REAL)0
+                                           : trans_a ? a[(long)k * lda + m] : a[(long)m * lda + k];
+                for (int v = 0; v < CPU_VECS; v++) acc[i][v] += av * cpu_vload_(v, row);
+            }
+        }
+    }
+
+    for (int i = 0; i < CPU_ROWS && m0 + i < M; i++) {
+        CIM_REAL row[CPU_COLS];
+#pragma unroll
+        for (int v = 0; v < CPU_VECS; v++) cpu_vstore_(acc[i][v], v, row);
+        for (int j = 0; j < CPU_COLS && n0 + j < N; j++)
+            gemm_store_(c, m0 + i, n0 + j, M, ldc, out_plane, alpha, beta, row[j]);
+    }
+}
+
+KERNEL void CIM_NAME(gemm_nt_cpu_kernel)(
+    const int trans_a, const int trans_b, const int M, const int N, const int K,
+    const CIM_REAL alpha, GLOBAL const CIM_REAL *a, const long a_offset, const int lda,
+    const long a_batch_stride, GLOBAL const CIM_REAL *b, const long b_offset, const int ldb,
+    const long b_batch_stride, const CIM_REAL beta, GLOBAL CIM_REAL *c, const long c_offset,
+    const int ldc, const long c_batch_stride, const int out_plane, const int lower_only) {
+    const int n0 = GLOBAL_ID(0) * NT_BLOCK, m0 = GLOBAL_ID(1) * NT_BLOCK;
+    if (n0 >= N || m0 >= M || (lower_only && n0 > m0 + NT_BLOCK - 1)) return;
+    const long z = GLOBAL_ID(2);
+    a += a_offset + z * a_batch_stride;
+    b += b_offset + z * b_batch_stride;
+    c += c_offset + z * c_batch_stride;
+
+    /* rows past the edge repeat the last one; their results are not stored */
+    GLOBAL const CIM_REAL *a_rows[NT_BLOCK], *b_rows[NT_BLOCK];
+#pragma unroll
+    for (int i = 0; i < NT_BLOCK; i++) {
+        a_rows[i] = a + (long)min(m0 + i, M - 1) * lda;
+        b_rows[i] = b + (long)min(n0 + i, N - 1) * ldb;
+    }
+
+    /* whole vectors of k */
+    cpu_vec_ acc[NT_BLOCK][NT_BLOCK];
+#pragma unroll
+    for (int i = 0; i < NT_BLOCK; i++)
+#pragma unroll
+        for (int j = 0; j < NT_BLOCK; j++) acc[i][j] = (cpu_vec_)((CIM_REAL)0);
+    const int k_vectors = K / CPU_VW * CPU_VW;
+    for (int k = 0; k < k_vectors; k += CPU_VW) {
+        cpu_vec_ av[NT_BLOCK], bv[NT_BLOCK];
+#pragma unroll
+        for (int i = 0; i < NT_BLOCK; i++) {
+            av[i] = cpu_vload_(0, a_rows[i] + k);
+            bv[i] = cpu_vload_(0, b_rows[i] + k);
+        }
+#pragma unroll
+        for (int i = 0; i < NT_BLOCK; i++)
+#pragma unroll
+            for (int j = 0; j < NT_BLOCK; j++) acc[i][j] += av[i] * bv[j];
+    }
+
+    /* the rest of k, then the store */
+    for (int i = 0; i < NT_BLOCK && m0 + i < M; i++) {
+        for (int j = 0; j < NT_BLOCK && n0 + j < N; j++) {
+            CIM_REAL sum = cpu_sum_(acc[i][j]);
+            for (int k = k_vectors; k < K; k++) sum += a_rows[i][k] * b_rows[j][k];
+            gemm_store_(c, m0 + i, n0 + j, M, ldc, out_plane, alpha, beta, sum);
+        }
+    }
+}
+
+#endif /* CIM_OPENCL */

@@ -13,10 +13,15 @@
  *                                                         per row, forward substitution)
  *     gemm_kernel_f64         A_ii -= L_ik L_ik^T       (trailing update, lower tiles only)
  *
- * then logdet_sum_kernel gives 2 sum log L_ii, triangular_inverse_kernel X = L^-1 (one
- * work-item per column j: x_i = (delta_ij - sum_{j<=p<i} L_ip x_p) / L_ii, zeros above the
- * diagonal) and gemm_kernel_f64 the inverse X^T X, symmetric bit for bit (entry (i, j) and
- * (j, i) add the same products in the same order).
+ * then logdet_sum_kernel gives 2 sum log L_ii. The inverse: X = L^-1 by blocks, from the
+ * last block column to the first (LAPACK's dtrtri, lower), on X zeroed first:
+ *
+ *     triangular_block_inverse_kernel   X_kk = L_kk^-1   (column t of the block by forward
+ *                                       substitution: x_i = (delta_it - sum L_ip x_p) / L_ii)
+ *     gemm_kernel_f64 twice             X_ik = -(X_ii L_ik) X_kk   for the rows i below
+ *
+ * and gemm_kernel_f64 A^-1 = X^T X, symmetric bit for bit (entries (i, j) and (j, i) add the
+ * same products in the same order).
  *
  * A pivot that is not positive (or not a number: a NaN or an infinity anywhere in the
  * lower triangle ends up in a later pivot) stops that matrix: info[b] = its 1-based order,
@@ -88,18 +93,19 @@ KERNEL WORKGROUP_SIZE(64, 1, 1) void logdet_sum_kernel(GLOBAL const double *l, c
     if (t == 0) logdet[b] = 2.0 * total;
 }
 
-/* grid (columns, batch): x = column j of L^-1, written with zeros above the diagonal */
-KERNEL void triangular_inverse_kernel(GLOBAL const double *l, const int n, const int batch,
-                                      GLOBAL double *x) {
-    const int j = GLOBAL_ID(0), b = GLOBAL_ID(1);
-    if (j >= n || b >= batch) return;
-    GLOBAL const double *m = l + (long)b * n * n;
-    GLOBAL double *out = x + (long)b * n * n + j;
-    for (int i = 0; i < j; i++) out[(long)i * n] = 0.0;
-    for (int i = j; i < n; i++) {
-        GLOBAL const double *row = m + (long)i * n;
-        double sum = i == j ? 1.0 : 0.0;
-        for (int p = j; p < i; p++) sum -= row[p] * out[(long)p * n];
+/* grid (64, batch): X_kk = L_kk^-1 for the nb x nb diagonal block at (k, k); work-item t
+ * takes column t (forward substitution), zeros above the diagonal */
+KERNEL WORKGROUP_SIZE(64, 1, 1) void triangular_block_inverse_kernel(
+    GLOBAL const double *l, GLOBAL double *x, const int n, const int k, const int nb) {
+    const int t = LOCAL_ID(0), b = GLOBAL_ID(1);
+    if (t >= nb) return;
+    GLOBAL const double *block = l + (long)b * n * n + (long)k * n + k;
+    GLOBAL double *out = x + (long)b * n * n + (long)k * n + k + t;
+    for (int i = 0; i < t; i++) out[(long)i * n] = 0.0;
+    for (int i = t; i < nb; i++) {
+        GLOBAL const double *row = block + (long)i * n;
+        double sum = i == t ? 1.0 : 0.0;
+        for (int p = t; p < i; p++) sum -= row[p] * out[(long)p * n];
         out[(long)i * n] = sum / row[i];
     }
 }

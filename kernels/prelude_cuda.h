@@ -1,6 +1,6 @@
 /*
  * prelude_cuda.h: the CUDA (NVRTC) spelling of the macros in prelude_opencl.h, so the CUDA
- * backend compiles the same kernels/*.cl bodies. It is not wired yet (the CUDA backend has
+ * backend compiles the same kernels/ bodies. It is not wired yet (the CUDA backend has
  * not landed); it is kept next to the OpenCL prelude so the two stay in step, and the names
  * and their meaning are documented there.
  *

@@ -1,7 +1,7 @@
 /*
  * prelude_opencl.h: the OpenCL C spelling of the macros every shared kernel body is written
  * in. The host puts this file first in each program; prelude_cuda.h spells the same names
- * for NVRTC, so one body in kernels/*.cl serves both APIs.
+ * for NVRTC, so one body in a kernels/ file serves both APIs.
  *
  * Build options set by the host (both APIs):
  *   CIM_REAL       float or double: the element type of the REAL-generic files (gemm.cl)

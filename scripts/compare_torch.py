@@ -17,6 +17,8 @@ PyTorch counterparts:
   conv fwd+bwd    F.conv2d then y.backward(dy) computing both dx and dw
   logdet          torch.logdet on a [2, n, n] float64 batch (LU-based)
   logdet +inverse torch.linalg.cholesky, 2 sum log diag, torch.cholesky_inverse
+  data            scripts/bench_torch_data.py: SPEC 4.1 two-view pipeline in torchvision on PIL
+                  images, DataLoader(batch 256, 2 workers); cim-train: bench --ops data
   step            one CorInfoMax training step: CIFAR ResNet-18 (torchvision layout, from
                   scripts/make_fixture.py), projector 2048-2048-64, the SPEC 2.1 loss with
                   autograd, SGD momentum 0.9 wd 1e-4, batch 128 random view pairs; run in
@@ -133,8 +135,18 @@ def torch_step(args):
     return {(name, "fwd+bwd"): result["median_s"]}, {(name, "fwd+bwd"): result}
 
 
+def torch_data(args):
+    """scripts/bench_torch_data.py: the SPEC 4.1 pipeline in torchvision on PIL images,
+    DataLoader with 2 workers, batch 256; returns seconds per batch like the Swift case."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_torch_data.py")
+    command = [sys.executable, script, "--workers", "2", "--batch", "256", "--batches", "20"]
+    result = json.loads(subprocess.run(command, check=True, capture_output=True,
+                                       text=True).stdout.strip().splitlines()[-1])
+    return {("cifar32 pairs B256 w2", ""): 256 / result["pairs_per_second"]}
+
+
 TORCH_CASES = {"matmul": torch_matmul, "conv": torch_conv, "logdet": torch_logdet,
-               "step": torch_step}
+               "step": torch_step, "data": torch_data}
 
 
 def run_ours(args, op):

@@ -78,12 +78,24 @@ public struct DeviceStatus: Sendable {
     public let kind: String
     public let available: Bool
     public let detail: String
+    /// Whether `auto` would choose this kind here (CUDA, an OpenCL GPU, or the CPU).
+    public let autoSelectable: Bool
+    /// One line per device of the kind (OpenCL: every device of every platform).
+    public let devices: [String]
+
+    public init(kind: String, available: Bool, detail: String, autoSelectable: Bool? = nil,
+                devices: [String] = []) {
+        self.kind = kind
+        self.available = available
+        self.detail = detail
+        self.autoSelectable = autoSelectable ?? available
+        self.devices = devices
+    }
 }
 
 /// Opens backends for device requests.
 public enum Devices {
     static let cudaLibraries = ["libcuda.so.1", "libcuda.so"]
-    static let openCLLibraries = ["libOpenCL.so.1", "libOpenCL.so"]
 
     private static func libraryNames(_ defaults: [String], override variable: String) -> [String]
     {
@@ -108,24 +120,48 @@ public enum Devices {
         }
     }
 
-    static func openCLUnavailableReason() -> String {
-        let names = libraryNames(openCLLibraries, override: "CIM_OPENCL_PATH")
-        switch probeLibrary(names) {
-        case .success(let loaded):
-            return "the loader (\(loaded)) loads, but this build has no OpenCL backend yet"
-        case .failure(let error):
-            let reason = error.description.replacingOccurrences(
-                of: "library not available: ", with: "")
-            return "no OpenCL loader: \(reason) (set CIM_OPENCL_PATH to libOpenCL.so.1)"
+    /// The OpenCL devices here, or why there are none (no loader, or no platform).
+    static func openCLDevices() -> Result<[OpenCLDeviceInfo], BackendError> {
+        do {
+            let devices = try OpenCL.devices()
+            guard !devices.isEmpty else {
+                return .failure(.unavailable(
+                    device: "opencl",
+                    reason: "the loader (\(try OpenCL.loadLibrary())) finds no OpenCL platform "
+                        + "or device (install a driver; pocl-opencl-icd runs OpenCL on the CPU)"))
+            }
+            return .success(devices)
+        } catch let error as BackendError {
+            return .failure(error)
+        } catch {
+            return .failure(.library("\(error)"))
         }
+    }
+
+    /// "opencl:0  <name> (<platform>, CPU, fp64 yes, ...)" for every OpenCL device.
+    static func openCLDeviceLines(_ devices: [OpenCLDeviceInfo]) -> [String] {
+        devices.map { "opencl:\($0.index)  \($0.description)" }
     }
 
     /// The state of every device kind, for `cim-train devices`.
     public static func survey(threads: Int = 0) -> [DeviceStatus] {
         var statuses: [DeviceStatus] = []
         statuses.append(DeviceStatus(kind: "cuda", available: false, detail: cudaUnavailableReason()))
-        statuses.append(
-            DeviceStatus(kind: "opencl", available: false, detail: openCLUnavailableReason()))
+        switch openCLDevices() {
+        case .success(let devices):
+            let gpus = devices.filter(\.isGPU).count
+            let platforms = Set(devices.map(\.platformIndex)).count
+            let detail = "\(devices.count) device\(devices.count == 1 ? "" : "s") on \(platforms) "
+                + "platform\(platforms == 1 ? "" : "s"), \(gpus) GPU\(gpus == 1 ? "" : "s")"
+                + (gpus == 0 ? " (auto skips CPU devices; choose one with --device opencl:N)" : "")
+            statuses.append(DeviceStatus(
+                kind: "opencl", available: true, detail: detail, autoSelectable: gpus > 0,
+                devices: openCLDeviceLines(devices)))
+        case .failure(let error):
+            let reason: String
+            if case .unavailable(_, let why) = error { reason = why } else { reason = "\(error)" }
+            statuses.append(DeviceStatus(kind: "opencl", available: false, detail: reason))
+        }
         do {
             let cpu = try CPUBackend(threads: threads)
             statuses.append(DeviceStatus(kind: "cpu", available: true, detail: cpu.deviceDetail))
@@ -149,18 +185,58 @@ public enum Devices {
                 backends.append(try CPUBackend(threads: threads))
             case .cuda:
                 throw BackendError.unavailable(device: request.description, reason: cudaUnavailableReason())
-            case .opencl:
-                throw BackendError.unavailable(
-                    device: request.description, reason: openCLUnavailableReason())
+            case .opencl(let index):
+                if case .failure(let error) = openCLDevices() {
+                    if case .unavailable(_, let reason) = error {
+                        throw BackendError.unavailable(device: request.description, reason: reason)
+                    }
+                    throw error
+                }
+                backends.append(try OpenCLBackend(device: index))
             case .auto:
                 notes.append("auto: cuda skipped: \(cudaUnavailableReason())")
-                notes.append("auto: opencl skipped: \(openCLUnavailableReason())")
+                if let gpu = try autoOpenCL(&notes) {
+                    backends.append(gpu)
+                    continue
+                }
                 let cpu = try CPUBackend(threads: threads)
                 notes.append("auto: using cpu (\(cpu.deviceDetail))")
                 backends.append(cpu)
             }
         }
         return (backends, notes)
+    }
+
+    /// The first OpenCL GPU that opens, or nil with a note saying why none was taken. CPU
+    /// devices (PoCL) are never chosen by `auto`: the CPU backend is faster on the same
+    /// cores; they are there to be chosen by name.
+    private static func autoOpenCL(_ notes: inout [String]) throws -> Backend? {
+        let devices: [OpenCLDeviceInfo]
+        switch openCLDevices() {
+        case .success(let found): devices = found
+        case .failure(let error):
+            let reason: String
+            if case .unavailable(_, let why) = error { reason = why } else { reason = "\(error)" }
+            notes.append("auto: opencl skipped: \(reason)")
+            return nil
+        }
+        var skipped: [String] = []
+        for device in devices where device.isGPU {
+            do {
+                let backend = try OpenCLBackend(device: device.index)
+                notes.append("auto: using opencl:\(device.index) (\(backend.deviceDetail))")
+                return backend
+            } catch {
+                skipped.append("opencl:\(device.index) did not open: \(error)")
+            }
+        }
+        let others = devices.filter { !$0.isGPU }.map {
+            "opencl:\($0.index) is a \($0.kind) device (\($0.name))"
+        }
+        let why = skipped + (skipped.isEmpty ? ["no OpenCL GPU"] : []) + others
+        notes.append("auto: opencl skipped: " + why.joined(separator: "; ")
+                     + (others.isEmpty ? "" : "; choose it with --device opencl:N"))
+        return nil
     }
 
     /// Parses a `--device` string and opens it.

@@ -138,7 +138,9 @@ cim_status cim_cpu_logdet_spd_f64(cim_cpu_context *context, int batch, int n, co
     job.scratch = (double *)workspace;
     job.results = (int *)(job.scratch + scratch_doubles);
 
-    if (n <= SMALL_MATRIX && batch > 1) {
+    if (n <= SMALL_MATRIX) {
+        /* single-threaded LAPACK inside each matrix whatever the batch, so a matrix's result
+         * does not depend on the batch it came in */
         openblas_set_num_threads(1);
         cim_parallel_for_(context->threads, batch, logdet_range_, &job);
         cim_cpu_context_apply_threads_(context);

@@ -512,6 +512,7 @@ static cim_status context_init_(cim_opencl_context *context, int index, const ch
                              sizeof context->cache.directory);
     context->cache_enabled = context->cache.directory[0] != '\0';
 
+    CIM_TRY(cim_opencl_context_set_gemm(context, CIM_OPENCL_GEMM_AUTO));
     CIM_TRY(build_program_(context, CIM_CL_PROGRAM_F32));
     if (context->info.has_fp64) CIM_TRY(build_program_(context, CIM_CL_PROGRAM_F64));
     return create_kernels_(context);
@@ -546,6 +547,17 @@ void cim_opencl_context_destroy(cim_opencl_context *context) {
     if (context->queue) clReleaseCommandQueue(context->queue);
     if (context->context) clReleaseContext(context->context);
     free(context);
+}
+
+cim_status cim_opencl_context_set_gemm(cim_opencl_context *context, cim_opencl_gemm gemm) {
+    if (!context) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "context is NULL");
+    if (gemm != CIM_OPENCL_GEMM_AUTO && gemm != CIM_OPENCL_GEMM_TILED &&
+        gemm != CIM_OPENCL_GEMM_CPU)
+        return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "unknown GEMM kernel choice %d", (int)gemm);
+    if (gemm == CIM_OPENCL_GEMM_AUTO)
+        gemm = context->info.is_cpu ? CIM_OPENCL_GEMM_CPU : CIM_OPENCL_GEMM_TILED;
+    context->gemm = gemm;
+    return CIM_OK;
 }
 
 const cim_opencl_device_info *cim_opencl_context_device(const cim_opencl_context *context) {

@@ -19,6 +19,8 @@ enum { CIM_CL_PROGRAM_F32 = 0, CIM_CL_PROGRAM_F64 = 1, CIM_CL_PROGRAM_COUNT = 2 
 /* X(id, program, kernel name, fixed work-group size or 0) */
 #define CIM_CL_KERNELS(X)                                                                   \
     X(GEMM_F32, CIM_CL_PROGRAM_F32, "gemm_kernel_f32", 256)                                  \
+    X(GEMM_CPU_F32, CIM_CL_PROGRAM_F32, "gemm_cpu_kernel_f32", 0)                            \
+    X(GEMM_NT_CPU_F32, CIM_CL_PROGRAM_F32, "gemm_nt_cpu_kernel_f32", 0)                      \
     X(IM2COL, CIM_CL_PROGRAM_F32, "im2col_kernel", 0)                                        \
     X(COL2IM, CIM_CL_PROGRAM_F32, "col2im_kernel", 0)                                        \
     X(NCHW_TO_ROWS, CIM_CL_PROGRAM_F32, "nchw_to_rows_kernel", 0)                            \
@@ -42,10 +44,12 @@ enum { CIM_CL_PROGRAM_F32 = 0, CIM_CL_PROGRAM_F64 = 1, CIM_CL_PROGRAM_COUNT = 2 
     X(L2_BACKWARD, CIM_CL_PROGRAM_F32, "l2_normalize_backward_kernel", 64)                   \
     X(SGD, CIM_CL_PROGRAM_F32, "sgd_update_kernel", 0)                                       \
     X(GEMM_F64, CIM_CL_PROGRAM_F64, "gemm_kernel_f64", 256)                                  \
+    X(GEMM_CPU_F64, CIM_CL_PROGRAM_F64, "gemm_cpu_kernel_f64", 0)                            \
+    X(GEMM_NT_CPU_F64, CIM_CL_PROGRAM_F64, "gemm_nt_cpu_kernel_f64", 0)                      \
     X(CHOLESKY_BLOCK, CIM_CL_PROGRAM_F64, "cholesky_block_kernel", 64)                       \
     X(CHOLESKY_PANEL, CIM_CL_PROGRAM_F64, "cholesky_panel_kernel", 0)                        \
     X(LOGDET_SUM, CIM_CL_PROGRAM_F64, "logdet_sum_kernel", 64)                               \
-    X(TRIANGULAR_INVERSE, CIM_CL_PROGRAM_F64, "triangular_inverse_kernel", 0)                \
+    X(TRIANGULAR_INVERSE, CIM_CL_PROGRAM_F64, "triangular_block_inverse_kernel", 64)         \
     X(CHANNEL_SUMS, CIM_CL_PROGRAM_F64, "channel_sums_kernel", 256)                          \
     X(BN_BACKWARD_SUMS, CIM_CL_PROGRAM_F64, "batchnorm_backward_sums_kernel", 256)
 
@@ -60,7 +64,8 @@ enum {
     CIM_CL_SCRATCH_COL = 0,      /* conv: im2col patches / their gradient; logdet: factors */
     CIM_CL_SCRATCH_ROWS = 1,     /* conv: dy as K x (G P Q); logdet: L^-1 */
     CIM_CL_SCRATCH_INFO = 2,     /* logdet: per-matrix failure codes */
-    CIM_CL_SCRATCH_COUNT = 3,
+    CIM_CL_SCRATCH_PANEL = 3,    /* logdet: X_ii L_ik of the blocked inverse */
+    CIM_CL_SCRATCH_COUNT = 4,
 };
 
 struct cim_opencl_context {
@@ -75,6 +80,7 @@ struct cim_opencl_context {
     size_t scratch_bytes[CIM_CL_SCRATCH_COUNT];
     int cache_enabled;
     cim_opencl_cache_stats cache;
+    cim_opencl_gemm gemm;     /* the GEMM kernels in use; AUTO is resolved at creation */
 };
 
 /* A kernel argument: its size and the address of its value (for a buffer, of its cl_mem). */

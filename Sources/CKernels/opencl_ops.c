@@ -1,16 +1,17 @@
 /*
  * opencl_ops.c: the OpenCL backend's ops: argument checks, grid shapes and the sequence of
- * kernels each op queues. The math is in the kernel files (kernels/*.cl, each with its
+ * kernels each op queues. The math is in the kernel files of kernels/ (each with its
  * formulas); this file says which kernel runs over which grid.
  *
- *   GEMM          gemm.cl, 64 x 64 tiles in 16 x 16 work-groups
+ *   GEMM          gemm.cl: 64 x 64 tiles in 16 x 16 work-groups, or on CPU devices one
+ *                 block per work-item (see cim_opencl_context_set_gemm)
  *   convolution   G images at a time (G as large as CONV_SCRATCH_FLOATS allows):
  *                 forward  im2col, GEMM W col (stored as NCHW);
  *                 data     dy to rows, GEMM W^T rows, col2im;
  *                 filter   im2col, dy to rows, GEMM rows col^T (accumulated over groups).
  *                 1x1 stride-1 unpadded convolutions skip im2col: forward and backward data
  *                 are one GEMM per image, batched in one launch
- *   log-det       blocked Cholesky (logdet.cl), then the log-sum, L^-1 and L^-T L^-1
+ *   log-det       blocked Cholesky (logdet.cl), then the log-sum, blocked L^-1, L^-T L^-1
  *   the rest      one launch each
  *
  * Every op checks its sizes like its CPU twin, and element counts against 2^31 (kernels
@@ -23,7 +24,9 @@
 
 #include "opencl_internal.h"
 
-enum { GEMM_TILE = 64, GEMM_THREADS = 16, CHOLESKY_BLOCK = 64 };
+/* gemm.cl's tiles, and the work-items per work-group of its CPU kernels (PoCL runs a
+ * work-group on one thread; a few blocks per group amortise the scheduling) */
+enum { GEMM_TILE = 64, GEMM_THREADS = 16, CPU_GEMM_GROUP = 4, CHOLESKY_BLOCK = 64 };
 
 /* Floats of scratch one convolution pass may use for its patches and rows (128 MiB). */
 static const long CONV_SCRATCH_FLOATS = 32L << 20;
@@ -86,13 +89,29 @@ typedef struct gemm_call_ {
     int batch, out_plane, lower_only;
 } gemm_call_;
 
-static cim_status launch_gemm_(cim_opencl_context *context, cim_cl_kernel_id_ id,
-                               const gemm_call_ *g, cim_cl_arg_ alpha, cim_cl_arg_ beta) {
+/* The tiled kernel everywhere, or on CPU devices the CPU kernels (but for TT). */
+static cim_status launch_gemm_(cim_opencl_context *context, int f64, const gemm_call_ *g,
+                               cim_cl_arg_ alpha, cim_cl_arg_ beta) {
     if (g->m == 0 || g->n == 0 || g->batch == 0) return CIM_OK;
-    const size_t global[3] = {
-        (size_t)(g->n + GEMM_TILE - 1) / GEMM_TILE * GEMM_THREADS,
-        (size_t)(g->m + GEMM_TILE - 1) / GEMM_TILE * GEMM_THREADS, (size_t)g->batch};
-    const size_t local[3] = {GEMM_THREADS, GEMM_THREADS, 1};
+    const size_t m = (size_t)g->m, n = (size_t)g->n, batch = (size_t)g->batch;
+    cim_cl_kernel_id_ id;
+    size_t global[3], local[3] = {1, 1, 1};
+    if (context->gemm == CIM_OPENCL_GEMM_CPU && !(g->trans_a && g->trans_b)) {
+        /* one work-item per block: rows x 32 (NN, TN) or 4 x 4 (NT) */
+        const size_t rows = g->trans_b ? 4 : f64 ? 4 : 8, columns = g->trans_b ? 4 : 32;
+        id = g->trans_b ? (f64 ? CIM_CL_K_GEMM_NT_CPU_F64 : CIM_CL_K_GEMM_NT_CPU_F32)
+                        : (f64 ? CIM_CL_K_GEMM_CPU_F64 : CIM_CL_K_GEMM_CPU_F32);
+        global[0] = (n + columns - 1) / columns;
+        global[1] = (m + rows - 1) / rows;
+        local[0] = CPU_GEMM_GROUP;
+    } else {
+        /* 16 x 16 work-items per 64 x 64 tile */
+        id = f64 ? CIM_CL_K_GEMM_F64 : CIM_CL_K_GEMM_F32;
+        global[0] = (n + GEMM_TILE - 1) / GEMM_TILE * GEMM_THREADS;
+        global[1] = (m + GEMM_TILE - 1) / GEMM_TILE * GEMM_THREADS;
+        local[0] = local[1] = GEMM_THREADS;
+    }
+    global[2] = batch;
     return cim_cl_launch_(
         context, id, 3, global, local,
         CL_ARGS(CL_ARG(g->trans_a), CL_ARG(g->trans_b), CL_ARG(g->m), CL_ARG(g->n),
@@ -104,12 +123,12 @@ static cim_status launch_gemm_(cim_opencl_context *context, cim_cl_kernel_id_ id
 
 static cim_status gemm_f32_(cim_opencl_context *context, const gemm_call_ *g, float alpha,
                             float beta) {
-    return launch_gemm_(context, CIM_CL_K_GEMM_F32, g, CL_ARG(alpha), CL_ARG(beta));
+    return launch_gemm_(context, 0, g, CL_ARG(alpha), CL_ARG(beta));
 }
 
 static cim_status gemm_f64_(cim_opencl_context *context, const gemm_call_ *g, double alpha,
                             double beta) {
-    return launch_gemm_(context, CIM_CL_K_GEMM_F64, g, CL_ARG(alpha), CL_ARG(beta));
+    return launch_gemm_(context, 1, g, CL_ARG(alpha), CL_ARG(beta));
 }
 
 /* One plain GEMM of the public API, as a gemm_call_ with a batch of 1. */
@@ -399,14 +418,39 @@ cim_status cim_opencl_logdet_spd_f64(cim_opencl_context *context, int batch, int
                            CL_ARGS(CL_ARG(work), CL_ARG(n), CL_ARG(logdet))));
     if (!inverse) return CIM_OK;
 
-    /* A^-1 = L^-T L^-1 */
-    cl_mem inverse_factor = NULL;
-    CIM_TRY(cim_cl_scratch_(context, CIM_CL_SCRATCH_ROWS, bytes, &inverse_factor));
-    CIM_TRY(launch_nd_(context, CIM_CL_K_TRIANGULAR_INVERSE, 2, (size_t)n, (size_t)batch, 1,
-                       CL_ARGS(CL_ARG(work), CL_ARG(n), CL_ARG(batch),
-                               CL_ARG(inverse_factor))));
-    const gemm_call_ g = {.trans_a = 1, .m = n, .n = n, .k = n, .a = inverse_factor, .lda = n,
-                          .a_stride = matrix, .b = inverse_factor, .ldb = n, .b_stride = matrix,
+    /* X = L^-1 by block columns, last first; then A^-1 = X^T X */
+    cl_mem x = NULL, panel = NULL;
+    CIM_TRY(cim_cl_scratch_(context, CIM_CL_SCRATCH_ROWS, bytes, &x));
+    CIM_TRY(cim_cl_scratch_(context, CIM_CL_SCRATCH_PANEL,
+                            sizeof(double) * (size_t)batch * n * CHOLESKY_BLOCK, &panel));
+    const double zero_value = 0.0;
+    CK_CL(clEnqueueFillBuffer(context->queue, x, &zero_value, sizeof zero_value, 0, bytes, 0,
+                              NULL, NULL));
+    for (int k = (n - 1) / CHOLESKY_BLOCK * CHOLESKY_BLOCK; k >= 0; k -= CHOLESKY_BLOCK) {
+        const int nb = n - k < CHOLESKY_BLOCK ? n - k : CHOLESKY_BLOCK, below = n - k - nb;
+        CIM_TRY(launch_groups_(context, CIM_CL_K_TRIANGULAR_INVERSE, 1, CHOLESKY_BLOCK,
+                               (size_t)batch,
+                               CL_ARGS(CL_ARG(work), CL_ARG(x), CL_ARG(n), CL_ARG(k),
+                                       CL_ARG(nb))));
+        if (below == 0) continue;
+        /* panel [below x nb] = X_22 L_21, then X_21 = -panel X_11 */
+        const cl_long below_diagonal = (cl_long)(k + nb) * n;
+        const gemm_call_ first = {.m = below, .n = nb, .k = below, .a = x,
+                                  .a_offset = below_diagonal + k + nb, .lda = n,
+                                  .a_stride = matrix, .b = work,
+                                  .b_offset = below_diagonal + k, .ldb = n, .b_stride = matrix,
+                                  .c = panel, .ldc = nb, .c_stride = (cl_long)n * nb,
+                                  .batch = batch};
+        CIM_TRY(gemm_f64_(context, &first, 1.0, 0.0));
+        const gemm_call_ second = {.m = below, .n = nb, .k = nb, .a = panel, .lda = nb,
+                                   .a_stride = (cl_long)n * nb, .b = x,
+                                   .b_offset = (cl_long)k * n + k, .ldb = n, .b_stride = matrix,
+                                   .c = x, .c_offset = below_diagonal + k, .ldc = n,
+                                   .c_stride = matrix, .batch = batch};
+        CIM_TRY(gemm_f64_(context, &second, -1.0, 0.0));
+    }
+    const gemm_call_ g = {.trans_a = 1, .m = n, .n = n, .k = n, .a = x, .lda = n,
+                          .a_stride = matrix, .b = x, .ldb = n, .b_stride = matrix,
                           .c = BUF(inverse), .ldc = n, .c_stride = matrix, .batch = batch};
     return gemm_f64_(context, &g, 1.0, 0.0);
 }

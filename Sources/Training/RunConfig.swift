@@ -8,6 +8,13 @@
 import Foundation
 
 /// The settings of one `cim-train train` run.
+///
+/// The defaults are the `demo` preset: the built-in 32x32 dataset on a ResNet-18 of stage
+/// widths 8-16-32-64, sized to finish in a few minutes on two CPU cores and still show the
+/// encoder learning. Measured on the built-in data (kNN top-1 after 3 epochs, from 20% at
+/// initialisation): lr 0.3 or 0.5 stayed near 22%, lr 0.05 reached 37%; crops down to 8% of
+/// a 32-pixel image and the always-on blur of view 1 erase most of a small shape, so the
+/// demo crops to at least 30% and does not blur. The paper presets keep SPEC 4.1 exactly.
 public struct RunConfig: Codable, Sendable, Equatable {
     // data
     public var dataset = "builtin"          // builtin, cifar10, cifar100
@@ -15,14 +22,14 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var imageSize = 32
     public var workers = 2
     // augmentation (SPEC 4.1 by default; solo-learn exposes the same knobs)
-    public var cropMinScale = 0.08          // RandomResizedCrop scale (min, 1)
-    public var blurProbability1 = 1.0       // view 1 (the reference always blurs it)
-    public var blurProbability2 = 0.1
+    public var cropMinScale = 0.3           // RandomResizedCrop scale (min, 1); SPEC: 0.08
+    public var blurProbability1 = 0.0       // view 1; SPEC: 1.0 (the reference always blurs)
+    public var blurProbability2 = 0.0       // SPEC: 0.1
     public var solarizeProbability1 = 0.0
     public var solarizeProbability2 = 0.2
     // model
-    public var model = "resnet18-cifar@16"
-    public var projector = "512-512-64"
+    public var model = "resnet18-cifar@8"
+    public var projector = "256-256-64"
     // loss (SPEC 2.1)
     public var alpha = 250.0
     public var beta = 1.0
@@ -31,12 +38,12 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var epsilon = 1e-8
     public var rInit = 1.0
     // optimisation (SPEC 5)
-    public var epochs = 12
+    public var epochs = 10
     public var maxSteps = 0                 // 0: no limit
-    public var batchSize = 128
-    public var lr = 0.5
+    public var batchSize = 64
+    public var lr = 0.05
     public var minLr = 1e-6
-    public var warmupEpochs = 2
+    public var warmupEpochs = 1
     public var warmupStartLr = 3e-3
     public var weightDecay = 1e-4
     public var momentum = 0.9
@@ -78,6 +85,15 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// paper's runs with the values of SPEC sections 2 and 5.
     public static func preset(_ name: String) throws -> RunConfig {
         var c = RunConfig()
+        switch name {
+        case "demo":
+            break
+        default:
+            // the paper's runs: SPEC 4.1 augmentation exactly
+            (c.cropMinScale, c.blurProbability1, c.blurProbability2) = (0.08, 1.0, 0.1)
+            (c.solarizeProbability1, c.solarizeProbability2) = (0.0, 0.2)
+            (c.warmupEpochs, c.warmupStartLr) = (10, 3e-3)
+        }
         switch name {
         case "demo":
             break

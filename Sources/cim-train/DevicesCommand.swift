@@ -1,5 +1,6 @@
 // DevicesCommand.swift: `cim-train devices` lists every device kind, what initialised and
-// why the rest did not.
+// why the rest did not, and under a kind its devices (each OpenCL device of each platform
+// with its type and fp64 support).
 
 import Backend
 
@@ -22,6 +23,7 @@ enum DevicesCommand {
         for status in Devices.survey(threads: threads) {
             let state = status.available ? "available" : "unavailable"
             print(pad(status.kind, 8) + pad(state, 13) + status.detail)
+            for device in status.devices { print("  " + device) }
         }
     }
 }

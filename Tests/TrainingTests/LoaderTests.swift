@@ -14,7 +14,7 @@ import Foundation
 import XCTest
 
 /// `count` random 12×12 images; label of image i is i mod classes.
-func smallDataset(count: Int, side: Int = 12, classes: Int = 7, seed: UInt64 = 1)
+private func smallDataset(count: Int, side: Int = 12, classes: Int = 7, seed: UInt64 = 1)
     -> ImageDataset
 {
     var random = SplitMix64(seed: seed)
@@ -25,29 +25,28 @@ func smallDataset(count: Int, side: Int = 12, classes: Int = 7, seed: UInt64 = 1
                         pixels: pixels, labels: (0..<count).map { Int32($0 % classes) })
 }
 
-/// Names of this process's threads that start with `prefix` (Linux /proc; empty elsewhere).
-/// A listing can fail while some thread exits, so it is retried.
-func threadNames(prefix: String) -> [String] {
+/// Thread ids of this process's loader workers (named cim-data-N), from Linux /proc; a
+/// listing can fail while some thread exits, so it is retried. Empty where /proc is missing.
+private func loaderThreads() -> Set<String> {
     for _ in 0..<20 {
         guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")
         else { continue }
-        return tasks.compactMap { task in
-            let path = "/proc/self/task/\(task)/comm"
-            let name = (try? String(contentsOfFile: path, encoding: .utf8))?
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            return name.flatMap { $0.hasPrefix(prefix) ? $0 : nil }
-        }
+        return Set(tasks.filter { task in
+            let name = try? String(contentsOfFile: "/proc/self/task/\(task)/comm",
+                                   encoding: .utf8)
+            return name?.hasPrefix("cim-data") ?? false
+        })
     }
     return []
 }
 
-/// Waits up to 5 s for the loader threads to disappear; returns those still there.
-func remainingLoaderThreads() -> [String] {
+/// Waits up to 5 s for the threads to end; returns those still running.
+private func waitForExit(_ threads: Set<String>) -> Set<String> {
     for _ in 0..<500 {
-        if threadNames(prefix: "cim-data").isEmpty { return [] }
+        if loaderThreads().isDisjoint(with: threads) { return [] }
         usleep(10_000)
     }
-    return threadNames(prefix: "cim-data")
+    return loaderThreads().intersection(threads)
 }
 
 final class LoaderTests: XCTestCase {
@@ -134,29 +133,42 @@ final class LoaderTests: XCTestCase {
     }
 
     func testCancelStopsWorkerThreads() {
-        XCTAssertEqual(remainingLoaderThreads(), [], "threads left by an earlier test")
+        let before = loaderThreads()
         let big = smallDataset(count: 400)
         let loader = TwoViewLoader(dataset: big, batchSize: 4, epoch: 0, seed: 1,
                                    normalization: .cifar10, views: views, workers: 2)
         XCTAssertNotNil(loader.next())
         XCTAssertEqual(loader.runningWorkers, 2)
+        var workers = Set<String>()
+        for _ in 0..<500 where workers.count < 2 {
+            workers = loaderThreads().subtracting(before)
+            usleep(10_000)
+        }
         loader.cancel()
         XCTAssertEqual(loader.runningWorkers, 0)
         XCTAssertNil(loader.next(), "nothing after cancel")
         loader.cancel()  // a second cancel is harmless
-        XCTAssertEqual(remainingLoaderThreads(), [])
+        XCTAssertEqual(waitForExit(workers), [], "the worker threads have ended")
     }
 
     func testReleasingTheLoaderStopsWorkerThreads() {
-        XCTAssertEqual(remainingLoaderThreads(), [], "threads left by an earlier test")
+        let before = loaderThreads()
         let big = smallDataset(count: 400)
+        var workers = Set<String>()
         do {
             let loader = TwoViewLoader(dataset: big, batchSize: 4, epoch: 0, seed: 1,
                                        normalization: .cifar10, views: views, workers: 2)
             XCTAssertNotNil(loader.next())
-            XCTAssertFalse(threadNames(prefix: "cim-data").isEmpty, "workers are named")
+            // both threads name themselves as they start
+            for _ in 0..<500 where workers.count < 2 {
+                workers = loaderThreads().subtracting(before)
+                usleep(10_000)
+            }
         }
-        XCTAssertEqual(remainingLoaderThreads(), [], "deinit ends the workers")
+        #if os(Linux)
+            XCTAssertEqual(workers.count, 2, "two named worker threads while the loader lives")
+        #endif
+        XCTAssertEqual(waitForExit(workers), [], "deinit ends the worker threads")
     }
 
     func testWorkersExitAfterTheLastBatch() {

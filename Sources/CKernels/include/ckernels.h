@@ -379,6 +379,18 @@ typedef struct cim_opencl_cache_stats {
 void cim_opencl_context_cache_stats(const cim_opencl_context *context,
                                     cim_opencl_cache_stats *out_stats);
 
+/* Which GEMM kernels run (convolution and log-det use them too). TILED is the portable
+ * kernel shared with CUDA (work-groups of 16 x 16, shared-memory tiles: the GPU kernel);
+ * CPU is the OpenCL fast path for CPU devices (vector types, one block per work-item).
+ * AUTO takes CPU on a CPU device and TILED elsewhere; tests force each in turn. */
+typedef enum cim_opencl_gemm {
+    CIM_OPENCL_GEMM_AUTO = 0,
+    CIM_OPENCL_GEMM_TILED = 1,
+    CIM_OPENCL_GEMM_CPU = 2,
+} cim_opencl_gemm;
+
+cim_status cim_opencl_context_set_gemm(cim_opencl_context *context, cim_opencl_gemm gemm);
+
 /* Compiles `source` after the OpenCL prelude and common.cl with `options`, and discards it:
  * for tests of the error path. A compile error's message carries the driver's build log. */
 cim_status cim_opencl_build_check(cim_opencl_context *context, const char *name,
