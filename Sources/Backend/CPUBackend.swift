@@ -547,7 +547,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         throws
     {
         try OpCheck.sameBackend(self, input, output, norms)
-        guard input.rank == 2 else { throw BackendError.shapeMismatch("l2NormalizeRows: input must be [N, D]") }
+        guard input.rank == 2 else {
+            throw BackendError.shapeMismatch("l2NormalizeRows: input must be [N, D]")
+        }
         try OpCheck.sameShape("l2NormalizeRows", input, output)
         try OpCheck.shape("l2NormalizeRows", "norms", norms, [input.shape[0]])
         try locked {
@@ -562,7 +564,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         epsilon: Double
     ) throws {
         try OpCheck.sameBackend(self, outputGradient, output, norms, inputGradient)
-        guard output.rank == 2 else { throw BackendError.shapeMismatch("l2NormalizeRowsBackward: [N, D] expected") }
+        guard output.rank == 2 else {
+            throw BackendError.shapeMismatch("l2NormalizeRowsBackward: [N, D] expected")
+        }
         try OpCheck.sameShape("l2NormalizeRowsBackward", outputGradient, output, inputGradient)
         try OpCheck.shape("l2NormalizeRowsBackward", "norms", norms, [output.shape[0]])
         try locked {

@@ -4,7 +4,8 @@
 // For each view v, with rows z_{v,i} (i = 1..N, L2-normalised), old state R̄_v, μ̄_v:
 //
 //   m_v = (1/N) Σ_i z_{v,i}                  μ_v = λ_μ μ̄_v + (1 − λ_μ) m_v
-//   C_v = (1/N) Σ_i (z_{v,i} − μ_v)(z_{v,i} − μ_v)ᵀ = P_v/N − μ_v m_vᵀ − m_v μ_vᵀ + μ_v μ_vᵀ
+//   C_v = (1/N) Σ_i (z_{v,i} − μ_v)(z_{v,i} − μ_v)ᵀ
+//       = P_v/N − μ_v m_vᵀ − m_v μ_vᵀ + μ_v μ_vᵀ
 //   R_v = λ_R R̄_v + (1 − λ_R) C_v            (then R̄_v ← R_v, μ̄_v ← μ_v)
 //   L_cov = −(1/D) [log det(R_1 + εI) + log det(R_2 + εI)]
 //   L_inv = (1/(N D)) Σ_i ‖z_{1,i} − z_{2,i}‖²
@@ -12,7 +13,8 @@
 //
 // Gradient, with G_v = (R_v + εI)⁻¹ and c_v = λ_μ (1 − λ_μ)(m_v − μ̄_v):
 //
-//   ∂L/∂z_{v,i} = (2/(N D)) [α (z_{v,i} − z_{other,i}) − β (1 − λ_R) G_v (z_{v,i} − μ_v − c_v)]
+//   ∂L/∂z_{v,i} = (2/(N D)) [α (z_{v,i} − z_{other,i})
+//                             − β (1 − λ_R) G_v (z_{v,i} − μ_v − c_v)]
 //
 // The batch enters only through the sufficient statistics s_v = Σ z, P_v = Σ z zᵀ (float64),
 // e = Σ ‖z_1 − z_2‖² and N, which add across replicas; so the loss is computed in three

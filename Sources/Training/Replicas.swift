@@ -111,8 +111,9 @@ public final class ReplicaGroup: @unchecked Sendable {
         let fingerprints = try trainers.map { try $0.parameterFingerprint() }
         guard Set(fingerprints).count == 1 else {
             throw TrainingError.mismatch(
-                "replicas hold different weights (fingerprints \(fingerprints.map { String($0, radix: 16) })); "
-                    + "a reduction is missing or not deterministic")
+                "replicas hold different weights (fingerprints "
+                    + "\(fingerprints.map { String($0, radix: 16) })); a reduction is missing "
+                    + "or not deterministic")
         }
     }
 

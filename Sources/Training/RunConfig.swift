@@ -151,7 +151,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
         let known = Set(RunConfig.fieldNames)
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
             throw TrainingError.invalidConfiguration(
-                "\(source): unknown key '\(unknown)'; known keys: \(RunConfig.fieldNames.joined(separator: ", "))")
+                "\(source): unknown key '\(unknown)'; known keys: "
+                    + RunConfig.fieldNames.joined(separator: ", "))
         }
         // encode self, overlay the given keys, decode: types are checked by the decoder
         var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self)) as! [String: Any]

@@ -317,20 +317,28 @@ public final class TrainRun {
 
     func settings() -> [(String, String)] {
         [
-            ("dataset", "\(config.dataset) (\(train.count) train, \(test.count) test, \(train.classes) classes)"),
+            ("dataset", "\(config.dataset) (\(train.count) train, \(test.count) test, "
+                + "\(train.classes) classes)"),
             ("model", config.model), ("projector", config.projector),
             ("parameters", String(model.parameters.reduce(0) { $0 + $1.value.count })),
             ("devices", replicas.trainers.map { $0.model.backend.deviceName }.joined(separator: ",")
                 + " (\(backend.deviceDetail))"
                 + (replicas.count > 1 ? ", \(config.batchSize / replicas.count) images per replica, "
                     + (config.syncBatchNorm ? "synchronised" : "per-replica") + " batch norm" : "")),
-            ("epochs", String(config.epochs) + (config.maxSteps > 0 ? ", at most \(config.maxSteps) steps" : "")),
+            ("epochs", String(config.epochs)
+                + (config.maxSteps > 0 ? ", at most \(config.maxSteps) steps" : "")),
             ("batch size", "\(config.batchSize) (\(stepsPerEpoch) steps per epoch)"),
-            ("learning rate", "\(config.lr), warmup \(config.warmupEpochs) epochs from \(config.warmupStartLr), cosine to \(config.minLr)"),
+            ("learning rate", "\(config.lr), warmup \(config.warmupEpochs) epochs from "
+                + "\(config.warmupStartLr), cosine to \(config.minLr)"),
             ("SGD", "momentum \(config.momentum), weight decay \(config.weightDecay)"),
-            ("loss", "α \(config.alpha), β \(config.beta), λ_R \(config.lambdaR), λ_μ \(config.lambdaMu), ε \(config.epsilon)"),
-            ("kNN", config.knnEvery > 0 ? "k \(config.knnK), T \(config.knnTemperature), every \(config.knnEvery) epochs" : "off"),
-            ("augmentation", "crop scale (\(config.cropMinScale), 1), blur p \(config.blurProbability1)/\(config.blurProbability2), solarize p \(config.solarizeProbability1)/\(config.solarizeProbability2)"),
+            ("loss", "α \(config.alpha), β \(config.beta), λ_R \(config.lambdaR), "
+                + "λ_μ \(config.lambdaMu), ε \(config.epsilon)"),
+            ("kNN", config.knnEvery > 0
+                ? "k \(config.knnK), T \(config.knnTemperature), every \(config.knnEvery) epochs"
+                : "off"),
+            ("augmentation", "crop scale (\(config.cropMinScale), 1), blur p "
+                + "\(config.blurProbability1)/\(config.blurProbability2), solarize p "
+                + "\(config.solarizeProbability1)/\(config.solarizeProbability2)"),
             ("seed", String(config.seed)), ("workers", String(config.workers)),
             ("output", outputDirectory),
         ]

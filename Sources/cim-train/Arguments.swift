@@ -38,7 +38,9 @@ struct ParsedOptions {
     func int(_ name: String, range: ClosedRange<Int> = Int.min...Int.max) throws -> Int? {
         guard let text = values[name] else { return nil }
         guard let value = Int(text), range.contains(value) else {
-            throw UsageError("--\(name) expects an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+            throw UsageError(
+                "--\(name) expects an integer in \(range.lowerBound)...\(range.upperBound), "
+                    + "got '\(text)'")
         }
         return value
     }
@@ -59,7 +61,9 @@ struct ParsedOptions {
                 continue
             }
             guard argument.hasPrefix("--") else {
-                throw UsageError("unexpected argument '\(argument)' for '\(command)'; see cim-train \(command) --help")
+                throw UsageError(
+                    "unexpected argument '\(argument)' for '\(command)'; see cim-train "
+                        + "\(command) --help")
             }
             var name = String(argument.dropFirst(2))
             var inlineValue: String? = nil

@@ -171,7 +171,8 @@ enum BenchCommand {
             "device": backend.deviceName, "device_detail": backend.deviceDetail,
             "threads": threads, "results": entries,
         ]
-        let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
+        let data = try JSONSerialization.data(
+            withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
         do {
             try data.write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {

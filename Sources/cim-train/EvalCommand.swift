@@ -13,12 +13,14 @@ enum EvalCommand {
         .option("epochs", "N", default: "100", "linear: epochs"),
         .option("batch-size", "N", default: "256", "linear: batch size"),
         .option("lr", "LR", default: "0.2", "linear: base learning rate (cosine to 1% of it)"),
-        .flag("no-augment", "linear: train on fixed test-transform features (fast, not the paper's protocol)"),
+        .flag("no-augment",
+              "linear: train on fixed test-transform features (fast, not the paper's protocol)"),
         .option("knn-k", "K", default: "200", "kNN: neighbours"),
         .option("devices", "NAME", default: "cpu", "device"),
         .option("threads", "N", default: "0", "CPU threads (0: every core)"),
         .option("workers", "N", default: "2", "data threads"),
-        .option("json", "PATH", "where to write the result (default: eval-<protocol>.json beside the checkpoint)"),
+        .option("json", "PATH",
+                "where to write the result (default: eval-<protocol>.json beside the checkpoint)"),
     ]
 
     static func run(_ arguments: [String]) throws {
@@ -94,8 +96,10 @@ enum EvalCommand {
             }
             let last = records.last!
             let best = records.max { $0.top1 < $1.top1 }!
-            print(String(format: "linear top-1 %.2f%%, top-5 %.2f%% (last epoch); best top-1 %.2f%% at epoch %d",
-                         last.top1, last.top5, best.top1, best.epoch))
+            print(String(
+                format: "linear top-1 %.2f%%, top-5 %.2f%% (last epoch); "
+                    + "best top-1 %.2f%% at epoch %d",
+                last.top1, last.top5, best.top1, best.epoch))
             result["top1"] = last.top1
             result["top5"] = last.top5
             result["best_top1"] = best.top1

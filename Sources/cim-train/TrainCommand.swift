@@ -95,7 +95,8 @@ enum TrainCommand {
             case .note(let text): print(text)
             case .progress(let p):
                 let line = String(
-                    format: "epoch %3d/%d step %4d/%d | loss %10.4f | inv %.5f | cov %9.4f | lr %.2e | %7.1f img/s | eta %@",
+                    format: "epoch %3d/%d step %4d/%d | loss %10.4f | inv %.5f | cov %9.4f "
+                        + "| lr %.2e | %7.1f img/s | eta %@",
                     p.epoch, p.epochs, p.step, p.stepsInEpoch, p.loss.total, p.loss.invariance,
                     p.loss.covariance, p.lr, p.imagesPerSecond, duration(p.etaSeconds))
                 if interactive {
@@ -107,14 +108,17 @@ enum TrainCommand {
             case .epoch(let e):
                 if interactive { print("") }
                 let knn = e.knnTop1.map { String(format: " | kNN top-1 %.2f%%", $0) } ?? ""
-                print(String(format: "epoch %3d done | loss %10.4f | inv %.5f | cov %9.4f | %.1f img/s | %.1f s",
-                             e.epoch, e.loss.total, e.loss.invariance, e.loss.covariance,
-                             e.imagesPerSecond, e.seconds) + knn)
+                print(String(
+                    format: "epoch %3d done | loss %10.4f | inv %.5f | cov %9.4f "
+                        + "| %.1f img/s | %.1f s",
+                    e.epoch, e.loss.total, e.loss.invariance, e.loss.covariance,
+                    e.imagesPerSecond, e.seconds) + knn)
             case .checkpoint(let path): print("checkpoint: \(path)")
             }
         }
         print("")
-        print("run folder: \(summary.outputDirectory) (config.json, metrics.jsonl, eigenvalues.jsonl, plot.svg, checkpoint.safetensors)")
+        print("run folder: \(summary.outputDirectory) (config.json, metrics.jsonl, "
+              + "eigenvalues.jsonl, plot.svg, checkpoint.safetensors)")
         if let trained = summary.knnTop1 {
             var line = String(format: "kNN top-1 (k = %d): trained encoder %.2f%%", config.knnK, trained)
             if let initial = summary.knnTop1AtInitialisation {
@@ -131,7 +135,8 @@ enum TrainCommand {
             + String(repeating: "-", count: right + 2) + "+"
         print(rule)
         for (name, value) in rows {
-            print("| " + pad(name, left).prefix(left) + " | " + pad(String(value.prefix(right)), right).prefix(right) + " |")
+            let cell = pad(String(value.prefix(right)), right).prefix(right)
+            print("| " + pad(name, left).prefix(left) + " | " + cell + " |")
         }
         print(rule)
     }
