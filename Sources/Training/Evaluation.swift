@@ -41,12 +41,10 @@ public enum KNNClassifier {
                              alpha: 1, beta: 0)
             let s: [Float] = try backend.download(similarity)
             for r in 0..<rows {
-                let row = s[(r * n)..<((r + 1) * n)]
-                // the k largest similarities (partial selection by sorting indices)
-                let top = row.indices.sorted { row[$0] > row[$1] }.prefix(k)
+                let base = r * n
                 var votes = [Double](repeating: 0, count: classes)
-                for j in top {
-                    votes[Int(trainLabels[j - r * n])] += exp(Double(row[j]) / temperature)
+                for j in largest(k, of: s, in: base..<(base + n)) {
+                    votes[Int(trainLabels[j - base])] += exp(Double(s[j]) / temperature)
                 }
                 let predicted = votes.indices.max { votes[$0] < votes[$1] }!
                 if predicted == Int(testLabels[start + r]) { correct += 1 }
@@ -54,6 +52,40 @@ public enum KNNClassifier {
             start += rows
         }
         return 100 * Double(correct) / Double(m)
+    }
+
+    /// Indices of the k largest values of `values[range]`, by a size-k min-heap (O(n log k)
+    /// instead of sorting the whole row).
+    static func largest(_ k: Int, of values: [Float], in range: Range<Int>) -> [Int] {
+        var heap: [Int] = []   // min-heap on values[index]
+        heap.reserveCapacity(k)
+        func less(_ a: Int, _ b: Int) -> Bool { values[a] < values[b] }
+        func siftDown(_ start: Int) {
+            var i = start
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var smallest = i
+                if l < heap.count, less(heap[l], heap[smallest]) { smallest = l }
+                if r < heap.count, less(heap[r], heap[smallest]) { smallest = r }
+                if smallest == i { return }
+                heap.swapAt(i, smallest)
+                i = smallest
+            }
+        }
+        for j in range {
+            if heap.count < k {
+                heap.append(j)
+                var i = heap.count - 1
+                while i > 0, less(heap[i], heap[(i - 1) / 2]) {
+                    heap.swapAt(i, (i - 1) / 2)
+                    i = (i - 1) / 2
+                }
+            } else if less(heap[0], j) {
+                heap[0] = j
+                siftDown(0)
+            }
+        }
+        return heap
     }
 
     static func normalizeRows(_ x: [Float], _ f: Int) -> [Float] {

@@ -166,22 +166,42 @@ public struct RunConfig: Codable, Sendable, Equatable {
     }
 
     /// Sets one field from its textual value (a command-line flag), by JSON key.
-    public mutating func set(_ key: String, _ text: String) throws {
+    /// - Parameter flag: the option's name for messages (default: the key with dashes).
+    public mutating func set(_ key: String, _ text: String, flag: String? = nil) throws {
+        let flag = flag ?? "--" + key.replacingOccurrences(of: "_", with: "-")
+        guard let current = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self))
+            as? [String: Any], let kind = current[key]
+        else {
+            throw TrainingError.invalidConfiguration("unknown setting \(flag)")
+        }
+        // the field's type decides how the text reads (booleans by name: on Linux a JSON
+        // number also casts to Bool)
         let value: Any
-        if ["sync_batch_norm", "check_replicas"].contains(key) {
-            guard let flag = ["true": true, "false": false, "1": true, "0": false][text] else {
-                throw TrainingError.invalidConfiguration("--\(key) expects true or false, got '\(text)'")
-            }
-            value = flag
-        } else if let number = Double(text), !["dataset", "model", "projector", "devices", "out",
-                                                "data_dir"].contains(key) {
-            value = number.rounded() == number && !text.contains(".") && !text.contains("e")
-                ? Int(number) as Any : number as Any
-        } else {
+        if kind is String {
             value = text
+        } else if ["sync_batch_norm", "check_replicas"].contains(key) {
+            guard let flagValue = ["true": true, "false": false, "1": true, "0": false][text]
+            else {
+                throw TrainingError.invalidConfiguration(
+                    "\(flag) expects true or false, got '\(text)'")
+            }
+            value = flagValue
+        } else if ["epochs", "max_steps", "batch_size", "warmup_epochs", "seed", "threads",
+                   "workers", "image_size", "log_every", "knn_every", "knn_k",
+                   "checkpoint_every"].contains(key) {
+            guard let integer = Int(text), integer >= 0 else {
+                throw TrainingError.invalidConfiguration(
+                    "\(flag) expects a whole number >= 0, got '\(text)'")
+            }
+            value = integer
+        } else {
+            guard let number = Double(text), number.isFinite else {
+                throw TrainingError.invalidConfiguration("\(flag) expects a number, got '\(text)'")
+            }
+            value = number
         }
         let data = try JSONSerialization.data(withJSONObject: [key: value])
-        self = try merging(json: data, source: "--\(key.replacingOccurrences(of: "_", with: "-"))")
+        self = try merging(json: data, source: flag)
     }
 
     public static var fieldNames: [String] {

@@ -115,9 +115,6 @@ public final class TrainRun {
                     + "\(backends.count) devices; choose a multiple of \(backends.count)")
         }
 
-        // data
-        (train, test, normalization) = try TrainRun.loadData(config)
-
         // replicas: model, loss and optimiser on every device
         replicas = try ReplicaGroup(
             backends: backends, encoder: encoderConfig, projector: projectorConfig,
@@ -133,6 +130,9 @@ public final class TrainRun {
             startStepInEpoch = info.stepInEpoch
             globalStep = info.step
         }
+
+        // data last, so that a checkpoint that does not fit fails before it is generated
+        (train, test, normalization) = try TrainRun.loadData(config)
     }
 
     public static func loadData(_ config: RunConfig) throws

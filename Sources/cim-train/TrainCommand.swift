@@ -46,6 +46,9 @@ enum TrainCommand {
         ("log-every", "log_every", "N", "steps between progress lines"),
         ("knn-every", "knn_every", "N", "epochs between kNN evaluations (0: never)"),
         ("checkpoint-every", "checkpoint_every", "N", "epochs between checkpoints"),
+        ("r-init", "r_init", "R", "initial covariance state R_ini I"),
+        ("knn-k", "knn_k", "K", "neighbours of the kNN monitor"),
+        ("knn-temperature", "knn_temperature", "T", "temperature of the kNN votes"),
     ]
 
     static var specs: [OptionSpec] {
@@ -57,8 +60,13 @@ enum TrainCommand {
             .option("config", "FILE", "JSON file of settings (keys as in config.json of a run)"),
             .option("resume", "PATH", "continue the run in this folder or checkpoint file"),
         ] + settable.map { flag, key, value, help in
-            let shown = defaults[key].map { "\($0)" }.flatMap { $0.isEmpty ? nil : $0 }
-            return .option(flag, value, default: nil, help + (shown.map { " (default: \($0))" } ?? ""))
+            let shown: String? = defaults[key].flatMap { value in
+                let text = key == "sync_batch_norm" || key == "check_replicas"
+                    ? ((value as? Bool) ?? false ? "true" : "false") : "\(value)"
+                return text.isEmpty ? nil : text
+            }
+            return .option(flag, value, default: nil,
+                           help + (shown.map { " (default: \($0))" } ?? ""))
         }
     }
 
@@ -83,7 +91,7 @@ enum TrainCommand {
         var overrides: [String: String] = [:]
         for (flag, key, _, _) in settable {
             if let value = options.string(flag) {
-                try config.set(key, value)
+                try config.set(key, value, flag: "--" + flag)
                 overrides[key] = value
             }
         }
@@ -117,8 +125,7 @@ enum TrainCommand {
             }
         }
         print("")
-        print("run folder: \(summary.outputDirectory) (config.json, metrics.jsonl, "
-              + "eigenvalues.jsonl, plot.svg, checkpoint.safetensors)")
+        print("run folder: \(summary.outputDirectory)")
         if let trained = summary.knnTop1 {
             var line = String(format: "kNN top-1 (k = %d): trained encoder %.2f%%", config.knnK, trained)
             if let initial = summary.knnTop1AtInitialisation {

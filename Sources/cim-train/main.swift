@@ -1,7 +1,8 @@
 // cim-train: train CorInfoMax self-supervised image encoders on CUDA, OpenCL or the CPU.
 //
 // The only module that writes to the terminal. Every failure ends here: its message goes to
-// standard error and the exit status is non-zero (2 for usage mistakes, 1 otherwise).
+// standard error and the exit status is non-zero: 2 for mistakes on the command line (unknown
+// options, values out of range, device names that do not parse), 1 for everything else.
 
 import Backend
 import Foundation
@@ -46,7 +47,11 @@ do {
 } catch let error as UsageError {
     fail(error.description, status: 2)
 } catch let error as BackendError {
+    // a device name that does not parse is a mistake on the command line
+    if case .unknownDevice = error { fail(error.description, status: 2) }
     fail(error.description, status: 1)
+} catch TrainingError.invalidConfiguration(let message) {
+    fail("invalid configuration: " + message, status: 2)
 } catch let error as CustomStringConvertible {
     fail(error.description, status: 1)
 } catch {

@@ -1,9 +1,9 @@
 // TrainRunTests.swift: `TrainRun` end to end on the built-in dataset (5,000 procedural
 // 32x32 images) with a width-4 ResNet-18 and a 32-16 projector.
 //
-// A debug build trains about 300-500 images per second here and a kNN evaluation (features
-// of 6,000 images, then a full sort of 5,000 similarities per test image) takes 10-15 s, so
-// the runs are shared by the tests through two fixtures, each built once:
+// A debug build on two shared cores trains a few hundred images per second and a kNN
+// evaluation (features of 6,000 images, then a full sort of 5,000 similarities per test
+// image) takes 5-15 s, so the runs are shared by the tests through two fixtures, built once:
 //   epoch fixture   batch 250 (20 steps per epoch), 16x16 views, lr 0.05, 2 epochs:
 //                   A: 22 steps uninterrupted, kNN off;
 //                   B: stops at the epoch boundary (max_steps 20) with kNN on, which writes
@@ -12,19 +12,19 @@
 //   step fixture    batch 32 (156 steps per epoch), 32x32 views, as the issue asks:
 //                   A': 6 steps; B': 2 steps (stops mid-epoch; the checkpoint is copied),
 //                   resumed with max_steps 6; D: 2 steps on devices "cpu,cpu".
-// Every TrainRun also spends about 4 s generating the built-in dataset in a debug build.
+// Every TrainRun also spends 2-4 s generating the built-in dataset in a debug build.
 // A has kNN off and B on: evaluation runs in inference mode and must not touch the training
 // state, so the two still have to agree bit for bit.
 //
 // Checks: the files of a run and their records; the loss falls (mean of the first 3 step
-// losses against the last 3: with lr 0.05 about 16.9 -> 13.2; the same run at lr 1e-6, which
-// does not learn, goes 15.1 -> 16.2 and fails the check, because the covariance state R̄
+// losses against the last 3: with lr 0.05 about 16.7 -> 13.1; the same run at lr 1e-6, which
+// does not learn, goes 14.9 -> 16.2 and fails the check, because the covariance state R̄
 // starts at I and its first steps raise the loss on their own); the checkpoint's names,
 // dtypes and a restore round trip; resuming mid-epoch and at an epoch boundary reproduces
 // the uninterrupted run exactly; two CPU replicas match one device to 1e-5 after 2 steps
-// (float32 noise of ~1e-7 per step grows about tenfold per step early in training, through
-// batch norms of low-variance channels: after 3 steps at lr 0.05 even 1 and 2 threads on one
-// device differ by 2e-5, after 4 by 4e-4, so later steps cannot be held to 1e-5); corrupt and
+// (the gradients of one step agree to ~5e-7, but early in training at lr 0.05 such float32
+// rounding grows about tenfold per step: after 3 steps even 1 and 2 threads on one device
+// differ by 2e-5, after 4 by 4e-4, so later steps cannot be held to 1e-5); corrupt and
 // mismatched checkpoints are refused with clear errors; a diverging run stops with
 // nonFiniteLoss and leaves the last checkpoint as it was.
 
