@@ -31,44 +31,18 @@ static int lower_triangle_finite_(int n, const double *a) {
     return 1;
 }
 
-/* At or below this size a matrix is factored by cholesky_small_ and the matrices of a batch
- * go to separate threads: OpenBLAS's blocking and threads do not pay there (measured with
- * `cim-train bench --ops logdet`). */
-enum { SMALL_MATRIX = 256 };
-
-/* sum_k<count x[k] y[k] with four partial sums, so the compiler can vectorise it without
- * reassociating (the order is fixed: the result is the same on every run). */
-static double dot4_(const double *x, const double *y, int count) {
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    int k = 0;
-    for (; k + 4 <= count; k += 4) {
-        s0 += x[k] * y[k];
-        s1 += x[k + 1] * y[k + 1];
-        s2 += x[k + 2] * y[k + 2];
-        s3 += x[k + 3] * y[k + 3];
-    }
-    for (; k < count; k++) s0 += x[k] * y[k];
-    return (s0 + s1) + (s2 + s3);
-}
-
-/* In-place Cholesky-Crout of a small matrix, row-major lower: L_ij = (A_ij - L_i. . L_j.) /
- * L_jj, every inner product over two contiguous rows. For n up to SMALL_MATRIX this beats
- * LAPACK's blocked dpotrf, whose per-call set-up dominates at that size. Returns 0 or the
- * 1-based order of the first non-positive pivot, as dpotrf's info. The strictly upper part
- * is left as it was; dpotri reads only the factor's triangle. */
-static int cholesky_small_(int n, double *l) {
-    for (int i = 0; i < n; i++) {
-        double *row = l + (long)i * n;
-        for (int j = 0; j < i; j++) {
-            const double *other = l + (long)j * n;
-            row[j] = (row[j] - dot4_(row, other, j)) / other[j];
-        }
-        const double pivot = row[i] - dot4_(row, row, i);
-        if (!(pivot > 0.0)) return i + 1;
-        row[i] = sqrt(pivot);
-    }
-    return 0;
-}
+/*
+ * Threads. Measured with `cim-train bench --ops logdet` and a C loop around dpotrf on the
+ * development machine (AMD EPYC, OpenBLAS 0.3.21): single-threaded dpotrf runs at 4 GFLOP/s
+ * at n = 64, 8 at 128, 18 at 512, and OpenBLAS's own threads add little below n ~ 1000
+ * while costing thread hand-offs. So up to SINGLE_THREAD_MAX every matrix is factored on
+ * one thread (which also makes a matrix's result independent of the batch it came in),
+ * and the matrices of a batch go to separate threads once each is big enough
+ * (PARALLEL_MIN) to pay for starting one. Larger matrices use OpenBLAS's threads.
+ * A textbook Crout kernel with four-way dot products reached only 3.6 to 6.4 GFLOP/s over
+ * the same sizes, so LAPACK does the factoring everywhere.
+ */
+enum { PARALLEL_MIN = 96, SINGLE_THREAD_MAX = 1024 };
 
 /* One matrix: factor (and invert) in `work`, log-det to *logdet. Returns 0, or the LAPACK
  * info (> 0: leading minor not positive), or -1 for a non-finite entry. Runs on worker
@@ -77,12 +51,9 @@ static int logdet_one_(int n, const double *a, double *work, double *logdet, int
     if (!lower_triangle_finite_(n, a)) return -1;
     memcpy(work, a, sizeof(double) * n * n);
 
-    /* factor: row-major lower L is column-major upper U = L^T, what dpotri('U') reads */
+    /* factor: row-major lower L is column-major upper U = L^T */
     int info = 0;
-    if (n <= SMALL_MATRIX)
-        info = cholesky_small_(n, work);
-    else
-        dpotrf_("U", &n, work, &n, &info, 1);
+    dpotrf_("U", &n, work, &n, &info, 1);
     if (info != 0) return info;
 
     /* log det = 2 sum log L_ii */
@@ -138,11 +109,9 @@ cim_status cim_cpu_logdet_spd_f64(cim_cpu_context *context, int batch, int n, co
     job.scratch = (double *)workspace;
     job.results = (int *)(job.scratch + scratch_doubles);
 
-    if (n <= SMALL_MATRIX) {
-        /* single-threaded LAPACK inside each matrix whatever the batch, so a matrix's result
-         * does not depend on the batch it came in */
+    if (n <= SINGLE_THREAD_MAX) {
         openblas_set_num_threads(1);
-        cim_parallel_for_(context->threads, batch, logdet_range_, &job);
+        cim_parallel_for_(n >= PARALLEL_MIN ? context->threads : 1, batch, logdet_range_, &job);
         cim_cpu_context_apply_threads_(context);
     } else {
         cim_cpu_context_apply_threads_(context);
