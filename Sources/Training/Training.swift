@@ -1,6 +1,7 @@
-// Training: CorInfoMax on top of Backend. The model, loss, optimizer and data pipeline
-// arrive here in later steps; this file names the module's version so the command line
-// can report it.
+// Training: CorInfoMax on top of Backend — layers with hand-written backward passes, ResNet
+// encoders and the projector, the loss with its float64 moving statistics, SGD, replicas,
+// data, the training loop, checkpoints and evaluation. This file names the library's
+// version, which `cim-train --version` reports and checkpoints could record.
 
 /// The version of cim-train's training library.
 public enum TrainingLibrary {
