@@ -32,18 +32,19 @@
 
 #define CHOLESKY_BLOCK 64
 
-/* grid (64, batch): factors the nb x nb diagonal block at (k, k) of matrix b in place */
+/* grid (64, batch): factors the nb x nb diagonal block at (k, k) of matrix b in place.
+ * Every work-item runs every iteration and reaches every barrier, also after a failure (an
+ * early exit between barriers breaks PoCL's work-group loops); `failed` only skips work. */
 KERNEL WORKGROUP_SIZE(64, 1, 1) void cholesky_block_kernel(
     GLOBAL double *a, const int n, const int k, const int nb, GLOBAL int *info) {
     LOCAL int failed;
     const int t = LOCAL_ID(0), b = GLOBAL_ID(1);
-    if (info[b] != 0) return;   /* the whole work-group: this matrix already failed */
     GLOBAL double *block = a + (long)b * n * n + (long)k * n + k;
-    if (t == 0) failed = 0;
+    if (t == 0) failed = info[b] != 0;   /* this matrix failed in an earlier block */
     BARRIER_ALL();
     for (int j = 0; j < nb; j++) {
         /* the pivot */
-        if (t == j) {
+        if (t == j && !failed) {
             const double pivot = block[(long)j * n + j];
             if (pivot > 0.0) {
                 block[(long)j * n + j] = sqrt(pivot);
@@ -53,12 +54,12 @@ KERNEL WORKGROUP_SIZE(64, 1, 1) void cholesky_block_kernel(
             }
         }
         BARRIER_ALL();
-        if (failed) break;   /* read after the barrier: the same for every work-item */
+        const int skip = failed;   /* read after the barrier: the same for every work-item */
 
         /* column j below the pivot, then the rest of each row t against it */
-        if (t > j && t < nb) block[(long)t * n + j] /= block[(long)j * n + j];
+        if (!skip && t > j && t < nb) block[(long)t * n + j] /= block[(long)j * n + j];
         BARRIER_ALL();
-        if (t > j && t < nb) {
+        if (!skip && t > j && t < nb) {
             const double l = block[(long)t * n + j];
             for (int c = j + 1; c <= t; c++) block[(long)t * n + c] -= l * block[(long)c * n + j];
         }

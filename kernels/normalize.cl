@@ -39,15 +39,19 @@ KERNEL WORKGROUP_SIZE(64, 1, 1) void l2_normalize_backward_kernel(
     GLOBAL const float *g = dz + (long)row * columns, *zi = z + (long)row * columns;
     GLOBAL float *out = du + (long)row * columns;
     const float norm = norms[row];
-    if (!(norm > eps)) {   /* the whole work-group takes this branch */
-        for (int j = t; j < columns; j += NORM_THREADS) out[j] = g[j] / eps;
-        return;
-    }
 
-    /* du = (g - (z . g) z) / norm */
+    /* z . g, taken for every row so that each work-item reaches group_sum_'s barriers (an
+     * early exit before them crashes PoCL's work-group loops) */
     float sum = 0.0f, compensation = 0.0f;
     for (int j = t; j < columns; j += NORM_THREADS) kahan_add_(&sum, &compensation, zi[j] * g[j]);
     const float projection = group_sum_(sum, scratch);
-    const float inverse = 1.0f / norm;
-    for (int j = t; j < columns; j += NORM_THREADS) out[j] = (g[j] - projection * zi[j]) * inverse;
+
+    /* du = (g - (z . g) z) / norm, or g / eps where the norm was clamped */
+    if (norm > eps) {
+        const float inverse = 1.0f / norm;
+        for (int j = t; j < columns; j += NORM_THREADS)
+            out[j] = (g[j] - projection * zi[j]) * inverse;
+    } else {
+        for (int j = t; j < columns; j += NORM_THREADS) out[j] = g[j] / eps;
+    }
 }

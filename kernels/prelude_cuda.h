@@ -22,18 +22,16 @@
 #define RESTRICT __restrict__
 #define INLINE static __device__ __forceinline__
 
-__device__ __forceinline__ int cim_dim3_(const uint3 v, const int d) {
-    return d == 0 ? (int)v.x : d == 1 ? (int)v.y : (int)v.z;
-}
-__device__ __forceinline__ int cim_dim3_(const dim3 v, const int d) {
-    return d == 0 ? (int)v.x : d == 1 ? (int)v.y : (int)v.z;
-}
-
-#define LOCAL_ID(d) cim_dim3_(threadIdx, d)
-#define GROUP_ID(d) cim_dim3_(blockIdx, d)
-#define LOCAL_SIZE(d) cim_dim3_(blockDim, d)
+/* d is a literal 0, 1 or 2 in every use, pasted into the field name x, y or z */
+#define CIM_AXIS0_ x
+#define CIM_AXIS1_ y
+#define CIM_AXIS2_ z
+#define CIM_AXIS_(d) CIM_AXIS##d##_
+#define LOCAL_ID(d) ((int)threadIdx.CIM_AXIS_(d))
+#define GROUP_ID(d) ((int)blockIdx.CIM_AXIS_(d))
+#define LOCAL_SIZE(d) ((int)blockDim.CIM_AXIS_(d))
 #define GLOBAL_ID(d) (GROUP_ID(d) * LOCAL_SIZE(d) + LOCAL_ID(d))
-#define GLOBAL_SIZE(d) (cim_dim3_(gridDim, d) * LOCAL_SIZE(d))
+#define GLOBAL_SIZE(d) ((int)gridDim.CIM_AXIS_(d) * LOCAL_SIZE(d))
 
 /* __syncthreads orders shared and global memory within the block */
 #define BARRIER_LOCAL() __syncthreads()

@@ -16,7 +16,8 @@
  *   LOCAL_PTR                 pointer to such an array, as a helper's parameter
  *   RESTRICT                  no aliasing through this pointer
  *   INLINE                    a helper function
- *   GLOBAL_ID(d), LOCAL_ID(d), GROUP_ID(d), LOCAL_SIZE(d), GLOBAL_SIZE(d)   d = 0, 1, 2
+ *   GLOBAL_ID(d), LOCAL_ID(d), GROUP_ID(d), LOCAL_SIZE(d), GLOBAL_SIZE(d)
+ *                             d a literal 0, 1 or 2 (CUDA pastes it into x, y, z)
  *   BARRIER_LOCAL()           wait for the work-group; shared memory writes visible
  *   BARRIER_ALL()             the same for device memory written by the work-group too
  *   CIM_FLT_MAX, CIM_OPENCL / CIM_CUDA   constants and the API in use

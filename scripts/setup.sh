@@ -5,7 +5,11 @@
 # libraries. Safe to run again: it only installs missing packages.
 set -euo pipefail
 
-packages=(libopenblas-dev)
+# libopenblas-dev: the CPU backend's BLAS and LAPACK (linked).
+# pocl-opencl-icd, ocl-icd-libopencl1: an OpenCL driver that runs on the CPU (PoCL) and the
+# ICD loader, so the OpenCL backend and its tests run on machines without a GPU. They are
+# opened at run time; the build does not need them.
+packages=(libopenblas-dev pocl-opencl-icd ocl-icd-libopencl1)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -40,7 +40,9 @@ public struct OpenCLDeviceInfo: Sendable, Equatable, CustomStringConvertible {
     init(_ info: cim_opencl_device_info) {
         var info = info
         func text<T>(_ field: inout T) -> String {
-            withUnsafeBytes(of: &field) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            withUnsafeBytes(of: &field) {
+                String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
+            }
         }
         index = Int(info.index)
         platformIndex = Int(info.platform_index)
@@ -215,11 +217,13 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     ///     default (`$XDG_CACHE_HOME` or `~/.cache`, then `cim-train/opencl`), "" for none.
     ///   - cacheLimitBytes: freed device memory kept for reuse.
     ///   - gemmKernels: which GEMM kernels run (tests force each in turn).
+    ///   - ignoreFloat64: behave as a device without fp64 (tests of the fallbacks).
     /// - Throws: ``BackendError/unavailable(device:reason:)`` when there is no such device
     ///   or it cannot run the kernels; ``BackendError/library(_:)`` with the driver's build
     ///   log when a kernel does not compile.
     public init(device index: Int? = nil, cacheDirectory: String? = nil,
-                cacheLimitBytes: Int = 4 << 30, gemmKernels: OpenCLGemmKernels = .auto) throws {
+                cacheLimitBytes: Int = 4 << 30, gemmKernels: OpenCLGemmKernels = .auto,
+                ignoreFloat64: Bool = false) throws {
         let devices = try OpenCL.devices()
         let requested = index.map { "opencl:\($0)" } ?? "opencl"
         guard let chosen = index ?? OpenCL.defaultDevice(among: devices)?.index else {
@@ -230,7 +234,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         }
         var context: OpaquePointer? = nil
         let directory = cacheDirectory ?? OpenCL.cacheDirectoryFromEnvironment
-        let status = cim_opencl_context_create(Int32(chosen), directory, &context)
+        let flags = ignoreFloat64 ? Int32(CIM_OPENCL_IGNORE_FP64) : 0
+        let status = cim_opencl_context_create(Int32(chosen), directory, flags, &context)
         if status == CIM_ERROR_UNAVAILABLE {
             throw BackendError.unavailable(
                 device: requested, reason: String(cString: cim_last_error()))
@@ -276,6 +281,12 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     public func checkKernelSource(_ source: String, name: String = "check.cl",
                                   options: String = "") throws {
         try locked { try check(cim_opencl_build_check(context, name, source, options)) }
+    }
+
+    /// Limits the scratch memory of one convolution pass (default 128 MiB); a lower limit
+    /// takes fewer images per pass (at least one). Tests use it to make several passes.
+    public func setConvolutionScratchLimit(bytes: Int) throws {
+        try locked { try check(cim_opencl_context_set_conv_scratch_limit(context, max(0, bytes))) }
     }
 
     /// Bytes of scratch device memory held now (it grows to the largest op seen).
@@ -329,7 +340,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         try OpCheck.sameBackend(self, tensor)
         guard source.count == tensor.byteCount else {
             throw BackendError.shapeMismatch(
-                "upload of \(source.count) bytes into \(tensor.summary) (\(tensor.byteCount) bytes)")
+                "upload of \(source.count) bytes into \(tensor.summary) "
+                    + "(\(tensor.byteCount) bytes)")
         }
         try locked {
             try check(cim_opencl_write(context, buffer(tensor), source.baseAddress, source.count))
@@ -342,7 +354,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         try OpCheck.sameBackend(self, tensor)
         guard destination.count == tensor.byteCount else {
             throw BackendError.shapeMismatch(
-                "download of \(tensor.summary) (\(tensor.byteCount) bytes) into \(destination.count) bytes")
+                "download of \(tensor.summary) (\(tensor.byteCount) bytes) into "
+                    + "\(destination.count) bytes")
         }
         try locked {
             try check(cim_opencl_read(
@@ -540,7 +553,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         try OpCheck.sameShape("batchNormBackwardSums", input, outputGradient)
         try OpCheck.shape("batchNormBackwardSums", "mean", mean, [c])
         guard sums.dtype == .float64, sums.shape == [2, c] else {
-            throw BackendError.shapeMismatch("batchNormBackwardSums: sums must be float64 [2, \(c)]")
+            throw BackendError.shapeMismatch(
+                "batchNormBackwardSums: sums must be float64 [2, \(c)]")
         }
         guard supportsFloat64 else {
             return try onHost(inputs: [outputGradient, input, mean], output: sums) { host, t in
@@ -660,7 +674,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     public func addBias(_ bias: Tensor, to rows: Tensor) throws {
         try OpCheck.sameBackend(self, bias, rows)
-        guard rows.rank == 2 else { throw BackendError.shapeMismatch("addBias: rows must be [N, F]") }
+        guard rows.rank == 2 else {
+            throw BackendError.shapeMismatch("addBias: rows must be [N, F]")
+        }
         try OpCheck.shape("addBias", "bias", bias, [rows.shape[1]])
         try OpCheck.sameShape("addBias", rows)
         try locked {
@@ -671,7 +687,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     public func columnSum(_ rows: Tensor, into sums: Tensor, accumulate: Bool) throws {
         try OpCheck.sameBackend(self, rows, sums)
-        guard rows.rank == 2 else { throw BackendError.shapeMismatch("columnSum: rows must be [N, F]") }
+        guard rows.rank == 2 else {
+            throw BackendError.shapeMismatch("columnSum: rows must be [N, F]")
+        }
         try OpCheck.sameShape("columnSum", rows)
         try OpCheck.shape("columnSum", "sums", sums, [rows.shape[1]])
         try locked {
@@ -752,7 +770,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         throws
     {
         try OpCheck.sameBackend(self, input, output, norms)
-        guard input.rank == 2 else { throw BackendError.shapeMismatch("l2NormalizeRows: input must be [N, D]") }
+        guard input.rank == 2 else {
+            throw BackendError.shapeMismatch("l2NormalizeRows: input must be [N, D]")
+        }
         try OpCheck.sameShape("l2NormalizeRows", input, output)
         try OpCheck.shape("l2NormalizeRows", "norms", norms, [input.shape[0]])
         try locked {
@@ -767,7 +787,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         epsilon: Double
     ) throws {
         try OpCheck.sameBackend(self, outputGradient, output, norms, inputGradient)
-        guard output.rank == 2 else { throw BackendError.shapeMismatch("l2NormalizeRowsBackward: [N, D] expected") }
+        guard output.rank == 2 else {
+            throw BackendError.shapeMismatch("l2NormalizeRowsBackward: [N, D] expected")
+        }
         try OpCheck.sameShape("l2NormalizeRowsBackward", outputGradient, output, inputGradient)
         try OpCheck.shape("l2NormalizeRowsBackward", "norms", norms, [output.shape[0]])
         try locked {

@@ -216,6 +216,20 @@ cim_status cim_cl_status_(cl_int code);
         }                                                                                   \
     } while (0)
 
+/* Checks the code a call returned, for when the caller looks at it first (a missing
+ * platform is not an error): CK_CL_CODE("clGetPlatformIDs", code). */
+#define CK_CL_CODE(name, code)                                                              \
+    do {                                                                                    \
+        const cl_int cim_cl_code_ = (code);                                                 \
+        if (cim_cl_code_ != CL_SUCCESS)                                                     \
+            return CIM_FAIL(cim_cl_status_(cim_cl_code_), "%s failed: %s (%d)", name,       \
+                            cim_cl_error_name_(cim_cl_code_), (int)cim_cl_code_);           \
+    } while (0)
+
+/* A release or wait on a cleanup path, where a failure has no caller to go to: the call is
+ * made and its code dropped, visibly. */
+#define CL_CLEANUP(call) ((void)(call))
+
 /* Checks a call that reports through its errcode_ret argument, which must be spelled
  * cl_err_: CK_CL_ERR(buffer = clCreateBuffer(context, flags, size, NULL, &cl_err_)). */
 #define CK_CL_ERR(assignment)                                                               \

@@ -29,6 +29,9 @@
 
 enum { MAX_PLATFORMS = 16, MAX_DEVICES = 64, REQUIRED_GROUP_SIZE = 256 };
 
+/* Floats of scratch one convolution pass may use for its patches and rows (128 MiB). */
+static const long DEFAULT_CONV_SCRATCH_FLOATS = 32L << 20;
+
 /* ---- devices -------------------------------------------------------------------------- */
 
 typedef struct device_list_ {
@@ -51,7 +54,7 @@ static cim_status list_devices_(device_list_ *list) {
     cl_platform_id ids[MAX_PLATFORMS];
     const cl_int found = clGetPlatformIDs(MAX_PLATFORMS, ids, &platforms);
     if (found == CL_PLATFORM_NOT_FOUND_KHR) return CIM_OK;   /* a loader without drivers */
-    CK_CL(found);
+    CK_CL_CODE("clGetPlatformIDs", found);
     if (platforms > MAX_PLATFORMS) platforms = MAX_PLATFORMS;
     for (cl_uint p = 0; p < platforms; p++) {
         cl_uint devices = 0;
@@ -59,7 +62,7 @@ static cim_status list_devices_(device_list_ *list) {
         const cl_int listed =
             clGetDeviceIDs(ids[p], CL_DEVICE_TYPE_ALL, MAX_DEVICES, device_ids, &devices);
         if (listed == CL_DEVICE_NOT_FOUND) continue;
-        CK_CL_AT(listed, "platform %u", (unsigned)p);
+        CK_CL_CODE("clGetDeviceIDs", listed);
         if (devices > MAX_DEVICES) devices = MAX_DEVICES;
         for (cl_uint d = 0; d < devices && list->count < MAX_DEVICES; d++) {
             list->platform[list->count] = ids[p];
@@ -117,7 +120,7 @@ static cim_status describe_(const device_list_ *list, int index, cim_opencl_devi
     info->has_fp64 = (asked == CL_SUCCESS && fp64 != 0) ||
                      (listed == CL_SUCCESS && strstr(extensions, "cl_khr_fp64") != NULL);
     free(extensions);
-    CK_CL_AT(listed, "the extensions of device %d", index);
+    CK_CL_CODE("clGetDeviceInfo(CL_DEVICE_EXTENSIONS)", listed);
     return CIM_OK;
 }
 
@@ -266,17 +269,25 @@ static uint64_t program_key_(const cim_opencl_context *context, const char *opti
     return hash;
 }
 
+/* The program's build log, malloc'ed, in *out (the caller frees it). */
+static cim_status build_log_(const cim_opencl_context *context, cl_program program,
+                             char **out) {
+    *out = NULL;
+    size_t size = 0;
+    CK_CL(clGetProgramBuildInfo(program, context->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &size));
+    if (!(*out = calloc(size + 1, 1)))
+        return CIM_FAIL(CIM_ERROR_OUT_OF_MEMORY, "no memory for a %zu-byte log", size);
+    CK_CL(clGetProgramBuildInfo(program, context->device, CL_PROGRAM_BUILD_LOG, size, *out,
+                                NULL));
+    return CIM_OK;
+}
+
 /* Puts the build log after the failure message; returns the status to report. */
 static cim_status build_failure_(const cim_opencl_context *context, cl_program program,
                                  const char *call, cl_int code, const char *label,
                                  const char *files, const char *options) {
-    size_t size = 0;
     char *log = NULL;
-    if (clGetProgramBuildInfo(program, context->device, CL_PROGRAM_BUILD_LOG, 0, NULL,
-                              &size) == CL_SUCCESS &&
-        size > 0 && (log = calloc(size + 1, 1)) != NULL &&
-        clGetProgramBuildInfo(program, context->device, CL_PROGRAM_BUILD_LOG, size, log,
-                              NULL) != CL_SUCCESS) {
+    if (build_log_(context, program, &log) != CIM_OK) {
         free(log);
         log = NULL;
     }
@@ -297,7 +308,7 @@ static cim_status build_failure_(const cim_opencl_context *context, cl_program p
         if (cim_cl_code_ != CL_SUCCESS) {                                                   \
             cim_status cim_cl_status_value_ = build_failure_(                               \
                 context, program, #call, cim_cl_code_, label, files, options);              \
-            clReleaseProgram(program);                                                      \
+            CL_CLEANUP(clReleaseProgram(program));                                          \
             return cim_cl_status_value_;                                                    \
         }                                                                                   \
     } while (0)
@@ -434,7 +445,7 @@ static cim_status build_program_(cim_opencl_context *context, int id) {
                 context->cache.loaded++;
                 return CIM_OK;
             }
-            if (program) clReleaseProgram(program);
+            if (program) CL_CLEANUP(clReleaseProgram(program));
         }
         if (status != CIM_ERROR_UNAVAILABLE) context->cache.corrupt++;
     }
@@ -486,13 +497,15 @@ static cim_status create_kernels_(cim_opencl_context *context) {
     return CIM_OK;
 }
 
-static cim_status context_init_(cim_opencl_context *context, int index, const char *cache_dir) {
+static cim_status context_init_(cim_opencl_context *context, int index, const char *cache_dir,
+                                int flags) {
     device_list_ list;
     CIM_TRY(list_devices_(&list));
     if (index < 0 || index >= list.count)
         return CIM_FAIL(CIM_ERROR_UNAVAILABLE, "no OpenCL device %d (this machine has %d)",
                         index, list.count);
     CIM_TRY(describe_(&list, index, &context->info));
+    if (flags & CIM_OPENCL_IGNORE_FP64) context->info.has_fp64 = 0;
     context->platform = list.platform[index];
     context->device = list.device[index];
     if (context->info.max_work_group_size < REQUIRED_GROUP_SIZE)
@@ -513,19 +526,20 @@ static cim_status context_init_(cim_opencl_context *context, int index, const ch
     context->cache_enabled = context->cache.directory[0] != '\0';
 
     CIM_TRY(cim_opencl_context_set_gemm(context, CIM_OPENCL_GEMM_AUTO));
+    context->conv_scratch_floats = DEFAULT_CONV_SCRATCH_FLOATS;
     CIM_TRY(build_program_(context, CIM_CL_PROGRAM_F32));
     if (context->info.has_fp64) CIM_TRY(build_program_(context, CIM_CL_PROGRAM_F64));
     return create_kernels_(context);
 }
 
-cim_status cim_opencl_context_create(int index, const char *cache_dir,
+cim_status cim_opencl_context_create(int index, const char *cache_dir, int flags,
                                      cim_opencl_context **out_context) {
     if (!out_context) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "out_context is NULL");
     *out_context = NULL;
     CIM_TRY(require_loaded_());
     cim_opencl_context *context = calloc(1, sizeof *context);
     if (!context) return CIM_FAIL(CIM_ERROR_OUT_OF_MEMORY, "no memory for an OpenCL context");
-    const cim_status status = context_init_(context, index, cache_dir);
+    const cim_status status = context_init_(context, index, cache_dir, flags);
     if (status != CIM_OK) {
         cim_opencl_context_destroy(context);   /* keeps the message: releases set none */
         return status;
@@ -537,15 +551,15 @@ cim_status cim_opencl_context_create(int index, const char *cache_dir,
 /* Release calls have no caller to report to: they only drop references. */
 void cim_opencl_context_destroy(cim_opencl_context *context) {
     if (!context) return;
-    if (context->queue) clFinish(context->queue);
+    if (context->queue) CL_CLEANUP(clFinish(context->queue));
     for (int k = 0; k < CIM_CL_KERNEL_COUNT; k++)
-        if (context->kernels[k]) clReleaseKernel(context->kernels[k]);
+        if (context->kernels[k]) CL_CLEANUP(clReleaseKernel(context->kernels[k]));
     for (int p = 0; p < CIM_CL_PROGRAM_COUNT; p++)
-        if (context->programs[p]) clReleaseProgram(context->programs[p]);
+        if (context->programs[p]) CL_CLEANUP(clReleaseProgram(context->programs[p]));
     for (int s = 0; s < CIM_CL_SCRATCH_COUNT; s++)
-        if (context->scratch[s]) clReleaseMemObject(context->scratch[s]);
-    if (context->queue) clReleaseCommandQueue(context->queue);
-    if (context->context) clReleaseContext(context->context);
+        if (context->scratch[s]) CL_CLEANUP(clReleaseMemObject(context->scratch[s]));
+    if (context->queue) CL_CLEANUP(clReleaseCommandQueue(context->queue));
+    if (context->context) CL_CLEANUP(clReleaseContext(context->context));
     free(context);
 }
 
@@ -557,6 +571,13 @@ cim_status cim_opencl_context_set_gemm(cim_opencl_context *context, cim_opencl_g
     if (gemm == CIM_OPENCL_GEMM_AUTO)
         gemm = context->info.is_cpu ? CIM_OPENCL_GEMM_CPU : CIM_OPENCL_GEMM_TILED;
     context->gemm = gemm;
+    return CIM_OK;
+}
+
+cim_status cim_opencl_context_set_conv_scratch_limit(cim_opencl_context *context,
+                                                     size_t bytes) {
+    if (!context) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "context is NULL");
+    context->conv_scratch_floats = (long)(bytes / sizeof(float));
     return CIM_OK;
 }
 
@@ -579,9 +600,11 @@ cim_status cim_opencl_build_check(cim_opencl_context *context, const char *name,
     if (!context || !source) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL argument");
     program_text_ text;
     CIM_TRY(program_text_make_(NULL, name ? name : "check.cl", source, &text));
+    char all_options[1024];
+    snprintf(all_options, sizeof all_options, "%s %s", programs_[CIM_CL_PROGRAM_F32].options,
+             options ? options : "");
     cl_program program = NULL;
-    CIM_TRY(build_from_source_(context, name ? name : "check", options ? options : "", &text,
-                               &program));
+    CIM_TRY(build_from_source_(context, name ? name : "check", all_options, &text, &program));
     CK_CL(clReleaseProgram(program));
     return CIM_OK;
 }
@@ -631,7 +654,7 @@ cim_status cim_opencl_buffer_create(cim_opencl_context *context, size_t bytes,
 }
 
 void cim_opencl_buffer_destroy(cim_opencl_buffer *buffer) {
-    if (buffer) clReleaseMemObject((cl_mem)buffer);
+    if (buffer) CL_CLEANUP(clReleaseMemObject((cl_mem)buffer));
 }
 
 cim_status cim_opencl_write(cim_opencl_context *context, cim_opencl_buffer *buffer,

@@ -81,6 +81,7 @@ struct cim_opencl_context {
     int cache_enabled;
     cim_opencl_cache_stats cache;
     cim_opencl_gemm gemm;     /* the GEMM kernels in use; AUTO is resolved at creation */
+    long conv_scratch_floats; /* the patch and row matrices of one convolution pass */
 };
 
 /* A kernel argument: its size and the address of its value (for a buffer, of its cl_mem). */

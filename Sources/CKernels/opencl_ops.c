@@ -5,7 +5,7 @@
  *
  *   GEMM          gemm.cl: 64 x 64 tiles in 16 x 16 work-groups, or on CPU devices one
  *                 block per work-item (see cim_opencl_context_set_gemm)
- *   convolution   G images at a time (G as large as CONV_SCRATCH_FLOATS allows):
+ *   convolution   G images at a time (as many as the context's scratch limit allows):
  *                 forward  im2col, GEMM W col (stored as NCHW);
  *                 data     dy to rows, GEMM W^T rows, col2im;
  *                 filter   im2col, dy to rows, GEMM rows col^T (accumulated over groups).
@@ -24,12 +24,9 @@
 
 #include "opencl_internal.h"
 
-/* gemm.cl's tiles, and the work-items per work-group of its CPU kernels (PoCL runs a
- * work-group on one thread; a few blocks per group amortise the scheduling) */
-enum { GEMM_TILE = 64, GEMM_THREADS = 16, CPU_GEMM_GROUP = 4, CHOLESKY_BLOCK = 64 };
-
-/* Floats of scratch one convolution pass may use for its patches and rows (128 MiB). */
-static const long CONV_SCRATCH_FLOATS = 32L << 20;
+/* gemm.cl's tiles, and the work-group of its CPU kernels: blocks of 8 consecutive rows
+ * share each chunk of B's panel (see gemm.cl; measured best of 1x8, 2x8, 4x4, 1x16 on PoCL) */
+enum { GEMM_TILE = 64, GEMM_THREADS = 16, CPU_GEMM_GROUP_ROWS = 8, CHOLESKY_BLOCK = 64 };
 
 #define BUF(x) ((cl_mem)(x))
 
@@ -103,7 +100,7 @@ static cim_status launch_gemm_(cim_opencl_context *context, int f64, const gemm_
                         : (f64 ? CIM_CL_K_GEMM_CPU_F64 : CIM_CL_K_GEMM_CPU_F32);
         global[0] = (n + columns - 1) / columns;
         global[1] = (m + rows - 1) / rows;
-        local[0] = CPU_GEMM_GROUP;
+        local[1] = CPU_GEMM_GROUP_ROWS;
     } else {
         /* 16 x 16 work-items per 64 x 64 tile */
         id = f64 ? CIM_CL_K_GEMM_F64 : CIM_CL_K_GEMM_F32;
@@ -175,7 +172,8 @@ typedef struct conv_plan_ {
     int pointwise;    /* 1x1, stride 1, no padding: the input is its own patch matrix */
 } conv_plan_;
 
-static cim_status conv_plan_make_(const cim_conv2d_shape *s, conv_plan_ *plan) {
+static cim_status conv_plan_make_(const cim_opencl_context *context,
+                                  const cim_conv2d_shape *s, conv_plan_ *plan) {
     CIM_TRY(cim_conv2d_output_size(s, &plan->P, &plan->Q));
     plan->N = s->batch;
     plan->C = s->in_channels;
@@ -193,7 +191,7 @@ static cim_status conv_plan_make_(const cim_conv2d_shape *s, conv_plan_ *plan) {
     plan->CRS = (long)plan->C * plan->R * plan->S;
     CIM_TRY(check_count_((long)plan->K * plan->CRS, "weight count"));
     const long per_image = (plan->CRS + plan->K) * plan->PQ;
-    long group = CONV_SCRATCH_FLOATS / (per_image > 0 ? per_image : 1);
+    long group = context->conv_scratch_floats / (per_image > 0 ? per_image : 1);
     if (group > plan->N) group = plan->N;
     if (group < 1) group = 1;
     CIM_TRY(check_count_(plan->CRS * group * plan->PQ, "patch matrix size"));
@@ -242,7 +240,7 @@ cim_status cim_opencl_conv2d_forward(cim_opencl_context *context,
                                      cim_clbuf *w, cim_clbuf *y) {
     CIM_TRY(check_context_(context));
     conv_plan_ p;
-    CIM_TRY(conv_plan_make_(shape, &p));
+    CIM_TRY(conv_plan_make_(context, shape, &p));
     if (!x || !w || !y) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL buffer");
 
     /* 1x1: y[n] (K x HW) = W (K x C) x[n] (C x HW), every image in one launch */
@@ -275,7 +273,7 @@ cim_status cim_opencl_conv2d_backward_data(cim_opencl_context *context,
                                            cim_clbuf *w, cim_clbuf *dx) {
     CIM_TRY(check_context_(context));
     conv_plan_ p;
-    CIM_TRY(conv_plan_make_(shape, &p));
+    CIM_TRY(conv_plan_make_(context, shape, &p));
     if (!dy || !w || !dx) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL buffer");
 
     /* 1x1: dx[n] (C x HW) = W^T (C x K) dy[n] (K x HW) */
@@ -314,7 +312,7 @@ cim_status cim_opencl_conv2d_backward_filter(cim_opencl_context *context,
                                              cim_clbuf *dy, cim_clbuf *dw, int accumulate) {
     CIM_TRY(check_context_(context));
     conv_plan_ p;
-    CIM_TRY(conv_plan_make_(shape, &p));
+    CIM_TRY(conv_plan_make_(context, shape, &p));
     if (!x || !dy || !dw) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL buffer");
 
     cl_mem col = NULL, rows = NULL;

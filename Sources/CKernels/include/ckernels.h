@@ -1,8 +1,8 @@
 /*
  * ckernels.h: the C API under cim-train.
  *
- * Everything that touches a foreign library (OpenBLAS and LAPACK today; the CUDA driver,
- * NVRTC, cuBLAS and OpenCL as their backends land) sits behind this header. The conventions
+ * Everything that touches a foreign library (OpenBLAS, LAPACK and OpenCL today; the CUDA
+ * driver, NVRTC and cuBLAS as that backend lands) sits behind this header. The conventions
  * set here hold for every function that follows:
  *
  *   - Names are cim_<object>_<verb>, or cim_<device>_<op> for compute entry points.
@@ -360,9 +360,15 @@ cim_status cim_opencl_device_info_get(int index, cim_opencl_device_info *out_inf
 
 typedef struct cim_opencl_context cim_opencl_context;
 
+/* Flags of cim_opencl_context_create. */
+enum {
+    /* Treat the device as one without fp64 (no fp64 program): tests of that path. */
+    CIM_OPENCL_IGNORE_FP64 = 1,
+};
+
 /* Opens device `index` and builds its programs. cache_dir: where built programs are kept
  * (NULL: $XDG_CACHE_HOME/cim-train/opencl, else ~/.cache/cim-train/opencl; "": no cache). */
-cim_status cim_opencl_context_create(int index, const char *cache_dir,
+cim_status cim_opencl_context_create(int index, const char *cache_dir, int flags,
                                      cim_opencl_context **out_context);
 void cim_opencl_context_destroy(cim_opencl_context *context);
 const cim_opencl_device_info *cim_opencl_context_device(const cim_opencl_context *context);
@@ -391,7 +397,14 @@ typedef enum cim_opencl_gemm {
 
 cim_status cim_opencl_context_set_gemm(cim_opencl_context *context, cim_opencl_gemm gemm);
 
-/* Compiles `source` after the OpenCL prelude and common.cl with `options`, and discards it:
+/* Bytes of scratch memory a convolution pass may use for its patch matrices (default
+ * 128 MiB); smaller limits take fewer images per pass. Tests set it low to make several
+ * passes. At least one image is taken per pass, whatever the limit. */
+cim_status cim_opencl_context_set_conv_scratch_limit(cim_opencl_context *context,
+                                                     size_t bytes);
+
+/* Compiles `source` after the OpenCL prelude and common.cl with the float32 program's
+ * options and `options` (may be NULL), and discards it:
  * for tests of the error path. A compile error's message carries the driver's build log. */
 cim_status cim_opencl_build_check(cim_opencl_context *context, const char *name,
                                   const char *source, const char *options);
