@@ -78,6 +78,21 @@ enum BenchCommand {
                                                         testCount: 10)
                 let workers = try options.int("workers", range: 1...64)!
                 let batch = 256
+                // check first: the threaded loader must hand out exactly the batch that one
+                // thread builds (augmentation draws depend on seed, epoch and sample only)
+                func firstBatch(_ threads: Int) -> TwoViewBatch? {
+                    let loader = TwoViewLoader(dataset: images, batchSize: batch, epoch: 0,
+                                               seed: benchOptions.seed, normalization: .cifar10,
+                                               workers: threads)
+                    defer { loader.cancel() }
+                    return loader.next()
+                }
+                guard let serial = firstBatch(0), let threaded = firstBatch(workers),
+                    serial.view1 == threaded.view1, serial.view2 == threaded.view2
+                else {
+                    throw BenchmarkVerificationError(
+                        op: "data", caseName: "cifar32 pairs", error: 1, tolerance: 0)
+                }
                 let result = DataBenchmark.run(dataset: images, batch: batch, workers: workers,
                                                batches: 19 * max(benchOptions.repeats, 1) / 5 + 2,
                                                seed: benchOptions.seed)
