@@ -47,7 +47,8 @@ public enum RunPlot {
             let x0 = Double(index) * panel + 50, y0 = 40.0
             let w = panel - 70, h = height - 90
             body += "<text x=\"\(x0)\" y=\"24\" font-size=\"14\">\(title)</text>\n"
-            body += "<rect x=\"\(x0)\" y=\"\(y0)\" width=\"\(w)\" height=\"\(h)\" fill=\"none\" stroke=\"#999\"/>\n"
+            body += "<rect x=\"\(x0)\" y=\"\(y0)\" width=\"\(w)\" height=\"\(h)\" "
+                + "fill=\"none\" stroke=\"#999\"/>\n"
             body += "<text x=\"\(x0 + w / 2 - 15)\" y=\"\(y0 + h + 32)\" font-size=\"11\">epoch</text>\n"
             body += "<text x=\"\(x0)\" y=\"\(y0 + h + 16)\" font-size=\"10\">0</text>\n"
             body += "<text x=\"\(x0 + w - 20)\" y=\"\(y0 + h + 16)\" font-size=\"10\">\(maxEpoch)</text>\n"
@@ -59,13 +60,17 @@ public enum RunPlot {
                     let y = y0 + h - h * (value - low) / span
                     return String(format: "%.1f,%.1f", x, y)
                 }
-                body += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(coordinates.joined(separator: " "))\"/>\n"
+                body += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" "
+                    + "points=\"\(coordinates.joined(separator: " "))\"/>\n"
                 let label = String(format: "%@ %.4g … %.4g", name, low, high)
-                body += "<text x=\"\(x0 + 4)\" y=\"\(y0 + 14 + 14 * Double(number))\" font-size=\"10\" fill=\"\(color)\">\(label)</text>\n"
+                let y = y0 + 14 + 14 * Double(number)
+                body += "<text x=\"\(x0 + 4)\" y=\"\(y)\" font-size=\"10\" "
+                    + "fill=\"\(color)\">\(label)</text>\n"
             }
         }
+        let size = "width=\"\(Int(width))\" height=\"\(Int(height))\""
         return """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" font-family="sans-serif">
+            <svg xmlns="http://www.w3.org/2000/svg" \(size) font-family="sans-serif">
             <rect width="100%" height="100%" fill="white"/>
             \(body)</svg>
 

@@ -20,7 +20,6 @@ final class GemmTests: XCTestCase {
     /// alpha and beta exactly representable in float32, so both paths see the same values.
     static let scalings: [(alpha: Double, beta: Double)] = [(1, 0), (1.5, -0.75), (-0.5, 1)]
     /// Set once CPUBackend.gemm accepts empty dimensions (see testEmptyDimensions).
-    static let emptyDimensionsFixed = true
 
     /// Runs every size, transpose pair and scaling; returns the worst error seen.
     private func checkAllCases<T: TensorScalar>(
@@ -93,13 +92,8 @@ final class GemmTests: XCTestCase {
 
     /// Empty dimensions: k = 0 leaves C = beta C, and m = 0 or n = 0 has nothing to write.
     func testEmptyDimensions() throws {
-        // TODO: CPUBackend.gemm passes shape[1] as lda/ldb/ldc, which is 0 for an empty
-        // dimension; cim_gemm_check (like BLAS) needs ld >= max(1, columns) and throws
-        // shapeMismatch. Left failing until CPUBackend passes max(1, shape[1]); remove
-        // this skip then.
-        guard Self.emptyDimensionsFixed else {
-            throw XCTSkip("known bug: CPUBackend.gemm rejects k = 0 and n = 0")
-        }
+        // An empty dimension makes shape[1] zero; BLAS (and cim_gemm_check) want leading
+        // dimensions of at least 1, which CPUBackend.gemm has to supply.
         let backend = try CPUBackend(threads: 2)
         for (m, n, k) in [(2, 3, 0), (0, 3, 2), (2, 0, 3)] {
             for transposeA in [false, true] {

@@ -2,10 +2,11 @@
 // backend, on seeded random inputs of awkward sizes.
 //
 // Sizes are chosen to miss every blocking: 1s, primes, a size one past a 64-wide tile,
-// single rows and columns, k = 1 and k = 0 (C = beta C), batch-norm planes of one element, a log-det that crosses
-// the 64-wide Cholesky blocks. GEMM-shaped work (GEMM, convolution, log-det) runs under both
-// GEMM kernel choices: the tiled kernel shared with CUDA and the OpenCL CPU fast path, and
-// convolution also with a scratch limit that forces one image per pass.
+// single rows and columns, k = 1 and k = 0 (C = beta C), batch-norm planes of one element,
+// a log-det that crosses the 64-wide Cholesky blocks. GEMM-shaped work (GEMM, convolution,
+// log-det) runs under both GEMM kernel choices: the tiled kernel shared with CUDA and the
+// OpenCL CPU fast path, and convolution also with a scratch limit that forces one image per
+// pass.
 //
 // Tolerances: sums (GEMM, convolution) 1e-5 of the magnitude |alpha| sum |a b| + |beta c|,
 // or of the tensor's largest value where no magnitude is at hand; float64 1e-12; reductions
