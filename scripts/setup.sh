@@ -9,7 +9,9 @@ set -euo pipefail
 # pocl-opencl-icd, ocl-icd-libopencl1: an OpenCL driver that runs on the CPU (PoCL) and the
 # ICD loader, so the OpenCL backend and its tests run on machines without a GPU. They are
 # opened at run time; the build does not need them.
-packages=(libopenblas-dev pocl-opencl-icd ocl-icd-libopencl1)
+# python3, python3-venv: the tests' local HTTP server, and the venv that carries NVRTC
+# (PyPI nvidia-cuda-nvrtc-cu12) for compiling the CUDA kernels in CI.
+packages=(libopenblas-dev pocl-opencl-icd ocl-icd-libopencl1 python3 python3-venv)
 
 missing=()
 for package in "${packages[@]}"; do
