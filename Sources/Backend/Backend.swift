@@ -340,6 +340,90 @@ public enum OpCheck {
         return (tensor.shape[0], tensor.shape[1], tensor.shape.dropFirst(2).reduce(1, *))
     }
 
+    /// (N, C, L) of a batch-norm forward: `parameters` are γ, β, running mean and variance
+    /// ([C] each), `saved` the mean and 1/std a training pass fills.
+    public static func batchNormForward(
+        input: Tensor, parameters: [Tensor], output: Tensor, saved: [Tensor?], training: Bool
+    ) throws -> (Int, Int, Int) {
+        let op = "batchNormForward"
+        let (n, c, l) = try channels(op, input)
+        try sameShape(op, input, output)
+        for (name, tensor) in zip(["gamma", "beta", "runningMean", "runningVar"], parameters) {
+            try shape(op, name, tensor, [c])
+        }
+        if training {
+            guard saved.count == 2, let savedMean = saved[0], let savedInvStd = saved[1] else {
+                throw BackendError.invalidArgument("batch norm training needs saved statistics")
+            }
+            try shape(op, "savedMean", savedMean, [c])
+            try shape(op, "savedInvStd", savedInvStd, [c])
+        }
+        return (n, c, l)
+    }
+
+    /// (N, C, L) of a batch-norm backward: `gradients` are dy and dx (the input's shape),
+    /// `perChannel` γ, saved mean and 1/std, dγ and dβ ([C] each).
+    public static func batchNormBackward(input: Tensor, gradients: [Tensor], perChannel: [Tensor])
+        throws -> (Int, Int, Int)
+    {
+        let op = "batchNormBackward"
+        let (n, c, l) = try channels(op, input)
+        for gradient in gradients { try sameShape(op, input, gradient) }
+        let names = ["gamma", "savedMean", "savedInvStd", "gammaGradient", "betaGradient"]
+        for (name, tensor) in zip(names, perChannel) { try shape(op, name, tensor, [c]) }
+        return (n, c, l)
+    }
+
+    /// (N, C, L) of `channelSums`; `sums` is float64 [C].
+    public static func channelSums(input: Tensor, center: Tensor?, sums: Tensor) throws
+        -> (Int, Int, Int)
+    {
+        let (n, c, l) = try channels("channelSums", input)
+        if let center { try shape("channelSums", "center", center, [c]) }
+        guard sums.dtype == .float64, sums.shape == [c] else {
+            throw BackendError.shapeMismatch("channelSums: sums must be float64 [\(c)]")
+        }
+        return (n, c, l)
+    }
+
+    /// (N, C, L) of `channelAffine`.
+    public static func channelAffine(input: Tensor, scale: Tensor, shift: Tensor, output: Tensor)
+        throws -> (Int, Int, Int)
+    {
+        let (n, c, l) = try channels("channelAffine", input)
+        try sameShape("channelAffine", input, output)
+        try shape("channelAffine", "scale", scale, [c])
+        try shape("channelAffine", "shift", shift, [c])
+        return (n, c, l)
+    }
+
+    /// (N, C, L) of `batchNormBackwardSums`; `sums` is float64 [2, C].
+    public static func batchNormBackwardSums(
+        outputGradient: Tensor, input: Tensor, mean: Tensor, sums: Tensor
+    ) throws -> (Int, Int, Int) {
+        let op = "batchNormBackwardSums"
+        let (n, c, l) = try channels(op, input)
+        try sameShape(op, input, outputGradient)
+        try shape(op, "mean", mean, [c])
+        guard sums.dtype == .float64, sums.shape == [2, c] else {
+            throw BackendError.shapeMismatch("\(op): sums must be float64 [2, \(c)]")
+        }
+        return (n, c, l)
+    }
+
+    /// (N, C, L) of `batchNormBackwardApply`; `coefficients` is [3, C].
+    public static func batchNormBackwardApply(
+        outputGradient: Tensor, input: Tensor, mean: Tensor, coefficients: Tensor,
+        inputGradient: Tensor
+    ) throws -> (Int, Int, Int) {
+        let op = "batchNormBackwardApply"
+        let (n, c, l) = try channels(op, input)
+        try sameShape(op, input, outputGradient, inputGradient)
+        try shape(op, "mean", mean, [c])
+        try shape(op, "coefficients", coefficients, [3, c])
+        return (n, c, l)
+    }
+
     /// Returns (batch, n) of a batched SPD log-determinant after checking shapes.
     public static func logdet(_ matrices: Tensor, logdet: Tensor, inverse: Tensor?) throws
         -> (batch: Int, n: Int)

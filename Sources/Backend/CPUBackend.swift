@@ -290,19 +290,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     ) throws {
         try OpCheck.sameBackend(
             self, input, gamma, beta, runningMean, runningVar, output, savedMean, savedInvStd)
-        let (n, c, l) = try OpCheck.channels("batchNormForward", input)
-        try OpCheck.sameShape("batchNormForward", input, output)
-        for (name, tensor) in [("gamma", gamma), ("beta", beta), ("runningMean", runningMean),
-                               ("runningVar", runningVar)] {
-            try OpCheck.shape("batchNormForward", name, tensor, [c])
-        }
-        if training {
-            guard let savedMean, let savedInvStd else {
-                throw BackendError.invalidArgument("batch norm training needs saved statistics")
-            }
-            try OpCheck.shape("batchNormForward", "savedMean", savedMean, [c])
-            try OpCheck.shape("batchNormForward", "savedInvStd", savedInvStd, [c])
-        }
+        let (n, c, l) = try OpCheck.batchNormForward(
+            input: input, parameters: [gamma, beta, runningMean, runningVar], output: output,
+            saved: [savedMean, savedInvStd], training: training)
         try locked {
             try cimCheck(cim_cpu_batchnorm_forward(
                 context, Int32(n), Int32(c), Int32(l), floats(input), floats(gamma),
@@ -320,13 +310,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         try OpCheck.sameBackend(
             self, outputGradient, input, gamma, savedMean, savedInvStd, inputGradient,
             gammaGradient, betaGradient)
-        let (n, c, l) = try OpCheck.channels("batchNormBackward", input)
-        try OpCheck.sameShape("batchNormBackward", input, outputGradient, inputGradient)
-        for (name, tensor) in [("gamma", gamma), ("savedMean", savedMean),
-                               ("savedInvStd", savedInvStd), ("gammaGradient", gammaGradient),
-                               ("betaGradient", betaGradient)] {
-            try OpCheck.shape("batchNormBackward", name, tensor, [c])
-        }
+        let (n, c, l) = try OpCheck.batchNormBackward(
+            input: input, gradients: [outputGradient, inputGradient],
+            perChannel: [gamma, savedMean, savedInvStd, gammaGradient, betaGradient])
         try locked {
             try cimCheck(cim_cpu_batchnorm_backward(
                 context, Int32(n), Int32(c), Int32(l), floats(outputGradient), floats(input),
@@ -337,11 +323,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func channelSums(input: Tensor, center: Tensor?, sums: Tensor) throws {
         try OpCheck.sameBackend(self, input, center, sums)
-        let (n, c, l) = try OpCheck.channels("channelSums", input)
-        if let center { try OpCheck.shape("channelSums", "center", center, [c]) }
-        guard sums.dtype == .float64, sums.shape == [c] else {
-            throw BackendError.shapeMismatch("channelSums: sums must be float64 [\(c)]")
-        }
+        let (n, c, l) = try OpCheck.channelSums(input: input, center: center, sums: sums)
         try locked {
             try cimCheck(cim_cpu_channel_sums(
                 context, Int32(n), Int32(c), Int32(l), floats(input), center.map { floats($0) },
@@ -351,10 +333,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func channelAffine(input: Tensor, scale: Tensor, shift: Tensor, output: Tensor) throws {
         try OpCheck.sameBackend(self, input, scale, shift, output)
-        let (n, c, l) = try OpCheck.channels("channelAffine", input)
-        try OpCheck.sameShape("channelAffine", input, output)
-        try OpCheck.shape("channelAffine", "scale", scale, [c])
-        try OpCheck.shape("channelAffine", "shift", shift, [c])
+        let (n, c, l) = try OpCheck.channelAffine(
+            input: input, scale: scale, shift: shift, output: output)
         try locked {
             try cimCheck(cim_cpu_channel_affine(
                 context, Int32(n), Int32(c), Int32(l), floats(input), floats(scale), floats(shift),
@@ -366,12 +346,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         outputGradient: Tensor, input: Tensor, mean: Tensor, sums: Tensor
     ) throws {
         try OpCheck.sameBackend(self, outputGradient, input, mean, sums)
-        let (n, c, l) = try OpCheck.channels("batchNormBackwardSums", input)
-        try OpCheck.sameShape("batchNormBackwardSums", input, outputGradient)
-        try OpCheck.shape("batchNormBackwardSums", "mean", mean, [c])
-        guard sums.dtype == .float64, sums.shape == [2, c] else {
-            throw BackendError.shapeMismatch("batchNormBackwardSums: sums must be float64 [2, \(c)]")
-        }
+        let (n, c, l) = try OpCheck.batchNormBackwardSums(
+            outputGradient: outputGradient, input: input, mean: mean, sums: sums)
         try locked {
             let base = doubles(sums)
             try cimCheck(cim_cpu_batchnorm_backward_sums(
@@ -385,10 +361,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         inputGradient: Tensor
     ) throws {
         try OpCheck.sameBackend(self, outputGradient, input, mean, coefficients, inputGradient)
-        let (n, c, l) = try OpCheck.channels("batchNormBackwardApply", input)
-        try OpCheck.sameShape("batchNormBackwardApply", input, outputGradient, inputGradient)
-        try OpCheck.shape("batchNormBackwardApply", "mean", mean, [c])
-        try OpCheck.shape("batchNormBackwardApply", "coefficients", coefficients, [3, c])
+        let (n, c, l) = try OpCheck.batchNormBackwardApply(
+            outputGradient: outputGradient, input: input, mean: mean,
+            coefficients: coefficients, inputGradient: inputGradient)
         try locked {
             let k = floats(coefficients)
             try cimCheck(cim_cpu_batchnorm_backward_apply(
