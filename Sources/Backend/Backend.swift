@@ -6,6 +6,8 @@
 // check their shapes before any work, throwing BackendError.shapeMismatch with the shapes
 // they got; a backend then only has to run the math.
 
+import CKernels
+
 /// Geometry of a 2-D convolution over NCHW tensors (no bias, no dilation), as PyTorch's
 /// `conv2d(x, w, stride=(sh, sw), padding=(ph, pw))`.
 ///
@@ -422,6 +424,19 @@ public enum OpCheck {
         try shape(op, "mean", mean, [c])
         try shape(op, "coefficients", coefficients, [3, c])
         return (n, c, l)
+    }
+
+    /// Checks a max-pooling geometry (CKernels' rules, as PyTorch's) and its three tensors.
+    public static func maxPool2d(_ op: String, _ g: Pool2DGeometry, input: Tensor,
+                                 output: Tensor, argmax: Tensor) throws {
+        var shape = cim_pool2d_shape(g)
+        try cimCheck(cim_pool2d_output_size(&shape, nil, nil))
+        try self.shape(op, "input", input, g.inputShape)
+        try self.shape(op, "output", output, g.outputShape)
+        guard argmax.dtype == .int32, argmax.shape == g.outputShape else {
+            throw BackendError.shapeMismatch(
+                "\(op): argmax is \(argmax.summary), expected int32 \(g.outputShape)")
+        }
     }
 
     /// Returns (batch, n) of a batched SPD log-determinant after checking shapes.

@@ -32,6 +32,17 @@ extension cim_conv2d_shape {
     }
 }
 
+extension cim_pool2d_shape {
+    init(_ g: Pool2DGeometry) {
+        self.init(
+            batch: Int32(g.batch), channels: Int32(g.channels), in_height: Int32(g.inHeight),
+            in_width: Int32(g.inWidth), kernel_height: Int32(g.kernel),
+            kernel_width: Int32(g.kernel), stride_height: Int32(g.stride),
+            stride_width: Int32(g.stride), pad_height: Int32(g.padding),
+            pad_width: Int32(g.padding))
+    }
+}
+
 /// Whether the dynamic loader can open one of `names`; on failure, every name with the
 /// loader's reason.
 func probeLibrary(_ names: [String]) -> Result<String, BackendError> {

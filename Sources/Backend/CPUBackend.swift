@@ -470,33 +470,13 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         }
     }
 
-    private func poolShape(_ g: Pool2DGeometry) -> cim_pool2d_shape {
-        cim_pool2d_shape(
-            batch: Int32(g.batch), channels: Int32(g.channels), in_height: Int32(g.inHeight),
-            in_width: Int32(g.inWidth), kernel_height: Int32(g.kernel),
-            kernel_width: Int32(g.kernel), stride_height: Int32(g.stride),
-            stride_width: Int32(g.stride), pad_height: Int32(g.padding),
-            pad_width: Int32(g.padding))
-    }
-
-    private func checkPool(_ op: String, _ g: Pool2DGeometry, input: Tensor, output: Tensor,
-                           argmax: Tensor) throws {
-        var shape = poolShape(g)
-        try cimCheck(cim_pool2d_output_size(&shape, nil, nil))
-        try OpCheck.shape(op, "input", input, g.inputShape)
-        try OpCheck.shape(op, "output", output, g.outputShape)
-        guard argmax.dtype == .int32, argmax.shape == g.outputShape else {
-            throw BackendError.shapeMismatch(
-                "\(op): argmax is \(argmax.summary), expected int32 \(g.outputShape)")
-        }
-    }
-
     public func maxPool2dForward(
         input: Tensor, output: Tensor, argmax: Tensor, geometry: Pool2DGeometry
     ) throws {
         try OpCheck.sameBackend(self, input, output, argmax)
-        try checkPool("maxPool2dForward", geometry, input: input, output: output, argmax: argmax)
-        var shape = poolShape(geometry)
+        try OpCheck.maxPool2d(
+            "maxPool2dForward", geometry, input: input, output: output, argmax: argmax)
+        var shape = cim_pool2d_shape(geometry)
         try locked {
             try cimCheck(cim_cpu_max_pool2d_forward(
                 context, &shape, floats(input), floats(output),
@@ -508,9 +488,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         outputGradient: Tensor, argmax: Tensor, inputGradient: Tensor, geometry: Pool2DGeometry
     ) throws {
         try OpCheck.sameBackend(self, outputGradient, argmax, inputGradient)
-        try checkPool("maxPool2dBackward", geometry, input: inputGradient, output: outputGradient,
-                      argmax: argmax)
-        var shape = poolShape(geometry)
+        try OpCheck.maxPool2d(
+            "maxPool2dBackward", geometry, input: inputGradient, output: outputGradient,
+            argmax: argmax)
+        var shape = cim_pool2d_shape(geometry)
         try locked {
             try cimCheck(cim_cpu_max_pool2d_backward(
                 context, &shape, floats(outputGradient),

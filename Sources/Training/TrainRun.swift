@@ -376,7 +376,10 @@ final class JSONLines {
 
     init(_ url: URL, append: Bool) throws {
         if !append || !FileManager.default.fileExists(atPath: url.path) {
-            FileManager.default.createFile(atPath: url.path, contents: nil)
+            guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+                throw TrainingError.mismatch(
+                    "cannot create \(url.path); check that the run folder is writable")
+            }
         }
         handle = try FileHandle(forWritingTo: url)
         try handle.seekToEnd()
