@@ -95,29 +95,32 @@ public struct DeviceStatus: Sendable {
 
 /// Opens backends for device requests.
 public enum Devices {
-    static let cudaLibraries = ["libcuda.so.1", "libcuda.so"]
-
-    private static func libraryNames(_ defaults: [String], override variable: String) -> [String]
-    {
-        if let path = ProcessInfo.processInfo.environment[variable], !path.isEmpty {
-            return [path]
+    /// The CUDA devices here with the libraries that loaded, or why CUDA cannot be used (a
+    /// library missing, or a driver that finds no GPU).
+    static func cudaDevices() -> Result<(devices: [CUDADeviceInfo], libraries: String),
+                                        BackendError> {
+        do {
+            let driver = try CUDA.load(.driver)
+            let devices = try CUDA.devices()
+            guard !devices.isEmpty else {
+                return .failure(.unavailable(
+                    device: "cuda", reason: "the driver (\(driver)) finds no CUDA GPU"))
+            }
+            let nvrtc = try CUDA.load(.nvrtc)
+            let cublas = try CUDA.load(.cublas)
+            return .success((devices, "driver \(driver), NVRTC \(try CUDA.nvrtcVersion()) "
+                                 + "(\(nvrtc)), cuBLAS \(cublas)"))
+        } catch let error as BackendError {
+            return .failure(error)
+        } catch {
+            return .failure(.library("\(error)"))
         }
-        return defaults
     }
 
-    /// Why CUDA cannot be used here. The CUDA backend is a later piece of work; until it
-    /// lands this reports whether a driver is present, so `devices` says what the machine
-    /// has.
-    static func cudaUnavailableReason() -> String {
-        let names = libraryNames(cudaLibraries, override: "CIM_CUDA_PATH")
-        switch probeLibrary(names) {
-        case .success(let loaded):
-            return "the driver (\(loaded)) loads, but this build has no CUDA backend yet"
-        case .failure(let error):
-            let reason = error.description.replacingOccurrences(
-                of: "library not available: ", with: "")
-            return "no CUDA driver: \(reason) (set CIM_CUDA_PATH to the driver library)"
-        }
+    /// The reason inside an `unavailable` error, or the error's text.
+    private static func reason(_ error: BackendError) -> String {
+        if case .unavailable(_, let why) = error { return why }
+        return "\(error)"
     }
 
     /// The OpenCL devices here, or why there are none (no loader, or no platform).
@@ -146,7 +149,16 @@ public enum Devices {
     /// The state of every device kind, for `cim-train devices`.
     public static func survey(threads: Int = 0) -> [DeviceStatus] {
         var statuses: [DeviceStatus] = []
-        statuses.append(DeviceStatus(kind: "cuda", available: false, detail: cudaUnavailableReason()))
+        switch cudaDevices() {
+        case .success(let found):
+            let count = found.devices.count
+            statuses.append(DeviceStatus(
+                kind: "cuda", available: true,
+                detail: "\(count) device\(count == 1 ? "" : "s"); \(found.libraries)",
+                devices: found.devices.map { "cuda:\($0.index)  \($0.description)" }))
+        case .failure(let error):
+            statuses.append(DeviceStatus(kind: "cuda", available: false, detail: reason(error)))
+        }
         switch openCLDevices() {
         case .success(let devices):
             let gpus = devices.filter(\.isGPU).count
@@ -174,8 +186,12 @@ public enum Devices {
     /// Opens one backend per request. Notes say what `auto` chose and why.
     ///
     /// - Throws: ``BackendError/unavailable(device:reason:)`` for a kind that cannot be used.
-    public static func open(_ requests: [DeviceRequest], threads: Int = 0) throws
-        -> (backends: [Backend], notes: [String])
+    ///
+    /// - Parameters:
+    ///   - threads: CPU backend threads (0: every core).
+    ///   - tf32: CUDA float32 GEMMs and convolutions in TF32 on tensor cores.
+    public static func open(_ requests: [DeviceRequest], threads: Int = 0, tf32: Bool = false)
+        throws -> (backends: [Backend], notes: [String])
     {
         var backends: [Backend] = []
         var notes: [String] = []
@@ -183,8 +199,18 @@ public enum Devices {
             switch request {
             case .cpu:
                 backends.append(try CPUBackend(threads: threads))
-            case .cuda:
-                throw BackendError.unavailable(device: request.description, reason: cudaUnavailableReason())
+            case .cuda(let index):
+                // `cuda` alone is every GPU: one replica each
+                let found: [CUDADeviceInfo]
+                switch cudaDevices() {
+                case .success(let result): found = result.devices
+                case .failure(let error):
+                    throw BackendError.unavailable(device: request.description,
+                                                   reason: reason(error))
+                }
+                for device in index.map({ [$0] }) ?? found.map(\.index) {
+                    backends.append(try CUDABackend(device: device, tf32: tf32))
+                }
             case .opencl(let index):
                 if case .failure(let error) = openCLDevices() {
                     if case .unavailable(_, let reason) = error {
@@ -194,7 +220,19 @@ public enum Devices {
                 }
                 backends.append(try OpenCLBackend(device: index))
             case .auto:
-                notes.append("auto: cuda skipped: \(cudaUnavailableReason())")
+                switch cudaDevices() {
+                case .success:
+                    do {
+                        let gpu = try CUDABackend(device: 0, tf32: tf32)
+                        notes.append("auto: using cuda:0 (\(gpu.deviceDetail))")
+                        backends.append(gpu)
+                        continue
+                    } catch {
+                        notes.append("auto: cuda:0 did not open: \(error)")
+                    }
+                case .failure(let error):
+                    notes.append("auto: cuda skipped: \(reason(error))")
+                }
                 if let gpu = try autoOpenCL(&notes) {
                     backends.append(gpu)
                     continue
@@ -240,9 +278,9 @@ public enum Devices {
     }
 
     /// Parses a `--device` string and opens it.
-    public static func open(_ text: String, threads: Int = 0) throws
+    public static func open(_ text: String, threads: Int = 0, tf32: Bool = false) throws
         -> (backends: [Backend], notes: [String])
     {
-        try open(DeviceRequest.parseList(text), threads: threads)
+        try open(DeviceRequest.parseList(text), threads: threads, tf32: tf32)
     }
 }

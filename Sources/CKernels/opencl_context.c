@@ -1,20 +1,15 @@
 /*
- * opencl_context.c: OpenCL devices, the per-device context, program building with an
- * on-disk cache, device memory and the kernel launch helper.
+ * opencl_context.c: OpenCL devices, the per-device context, program building with the
+ * on-disk cache of kernel_cache.c, and the driver table gpu_ops.c runs the ops through.
  *
  * Device order: platforms as clGetPlatformIDs lists them, and within each its devices of
  * every type; the position in that list is the N of opencl:N.
  *
- * Program cache. Compiling the programs takes seconds (PoCL runs LLVM), so each built
- * program's binary (clGetProgramInfo(CL_PROGRAM_BINARIES)) is kept in
- *   <dir>/<key>.bin,  dir = $XDG_CACHE_HOME/cim-train/opencl or ~/.cache/cim-train/opencl
- * where key is a 64-bit FNV-1a hash of the platform name and version, the device name,
- * vendor and version, the driver version, the build options and every source byte. A file
- * holds a header (magic "CIMCLBIN", format version, the key, the binary's size and FNV-1a
- * checksum) and the binary. An entry that is short, fails its checks, or that the driver
- * rejects (clCreateProgramWithBinary or clBuildProgram) counts as corrupt: the program is
- * rebuilt from source and the entry rewritten. Entries are written to a temporary file and
- * renamed, so a reader never sees half a file. Failing to write the cache is not an error.
+ * Program cache. Each built program's binary (clGetProgramInfo(CL_PROGRAM_BINARIES)) is
+ * kept under the key of the platform name and version, the device name, vendor and version,
+ * the driver version, the build options and every source byte. An entry the driver rejects
+ * (clCreateProgramWithBinary or clBuildProgram) counts as damaged: the program is rebuilt
+ * from source and the entry rewritten.
  *
  * A build failure returns the driver's build log in the error message.
  */
@@ -27,10 +22,9 @@
 
 #include "opencl_internal.h"
 
-enum { MAX_PLATFORMS = 16, MAX_DEVICES = 64, REQUIRED_GROUP_SIZE = 256 };
+enum { MAX_PLATFORMS = 16, MAX_DEVICES = 64 };
 
-/* Floats of scratch one convolution pass may use for its patches and rows (128 MiB). */
-static const long DEFAULT_CONV_SCRATCH_FLOATS = 32L << 20;
+static const char CACHE_MAGIC_[8] = {'C', 'I', 'M', 'C', 'L', 'B', 'I', 'N'};
 
 /* ---- devices -------------------------------------------------------------------------- */
 
@@ -145,127 +139,21 @@ cim_status cim_opencl_device_info_get(int index, cim_opencl_device_info *out_inf
     return describe_(&list, index, out_info);
 }
 
-/* ---- hashing and the cache directory -------------------------------------------------- */
-
-static uint64_t fnv1a_(uint64_t hash, const void *data, size_t size) {
-    const unsigned char *bytes = data;
-    for (size_t i = 0; i < size; i++) {
-        hash ^= bytes[i];
-        hash *= 0x100000001b3ull;
-    }
-    return hash;
-}
-
-static const uint64_t FNV_OFFSET_ = 0xcbf29ce484222325ull;
-
-static uint64_t fnv1a_string_(uint64_t hash, const char *text) {
-    /* the terminating NUL too, so ("ab", "c") and ("a", "bc") differ */
-    return fnv1a_(hash, text, strlen(text) + 1);
-}
-
-/* mkdir -p; 0 on success */
-static int make_directories_(const char *path) {
-    char partial[1024];
-    const size_t length = strlen(path);
-    if (length == 0 || length >= sizeof partial) return -1;
-    memcpy(partial, path, length + 1);
-    for (size_t i = 1; i <= length; i++) {
-        if (partial[i] != '/' && partial[i] != '\0') continue;
-        const char saved = partial[i];
-        partial[i] = '\0';
-        if (mkdir(partial, 0755) != 0 && errno != EEXIST) return -1;
-        partial[i] = saved;
-    }
-    return 0;
-}
-
-static void resolve_cache_directory_(const char *requested, char *out, size_t size) {
-    out[0] = '\0';
-    if (requested) {
-        snprintf(out, size, "%s", requested);
-        return;
-    }
-    const char *xdg = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
-    if (xdg && xdg[0] == '/')
-        snprintf(out, size, "%s/cim-train/opencl", xdg);
-    else if (home && home[0] == '/')
-        snprintf(out, size, "%s/.cache/cim-train/opencl", home);
-}
-
 /* ---- programs ------------------------------------------------------------------------- */
 
-typedef struct program_spec_ {
-    const char *label;
-    const char *options;
-    const char *files[10];   /* NULL-terminated, after the prelude and common.cl */
-} program_spec_;
-
-static const program_spec_ programs_[CIM_CL_PROGRAM_COUNT] = {
-    [CIM_CL_PROGRAM_F32] = {"f32", "-DCIM_REAL=float -DCIM_REAL_NAME=f32",
-                            {"gemm.cl", "conv2d.cl", "batchnorm.cl", "elementwise.cl",
-                             "pooling.cl", "normalize.cl", "sgd.cl", NULL}},
-    [CIM_CL_PROGRAM_F64] = {"f64", "-DCIM_REAL=double -DCIM_REAL_NAME=f64 -DCIM_FP64=1",
-                            {"gemm.cl", "logdet.cl", "batchnorm_sync.cl", NULL}},
-};
-
-enum { MAX_PIECES = 32 };
-
-/* The strings of one program: "#line 1 <file>" before each file, so build logs name the
- * file and line. `extra` (may be NULL) is appended as the file `extra_name`. */
-typedef struct program_text_ {
-    int count;
-    const char *strings[MAX_PIECES];
-    size_t lengths[MAX_PIECES];
-    char line_directives[MAX_PIECES / 2][96];
-    char file_list[512];
-} program_text_;
-
-static cim_status add_file_(program_text_ *text, const char *name, const char *body,
-                            size_t size) {
-    if (text->count + 2 > MAX_PIECES)
-        return CIM_FAIL(CIM_ERROR_INTERNAL, "too many source files in one program");
-    char *line = text->line_directives[text->count / 2];
-    snprintf(line, sizeof text->line_directives[0], "#line 1 \"%s\"\n", name);
-    text->strings[text->count] = line;
-    text->lengths[text->count] = strlen(line);
-    text->strings[text->count + 1] = body;
-    text->lengths[text->count + 1] = size;
-    text->count += 2;
-    const size_t used = strlen(text->file_list);
-    snprintf(text->file_list + used, sizeof text->file_list - used, "%s%s", used ? " " : "",
-             name);
-    return CIM_OK;
-}
-
-static cim_status add_embedded_(program_text_ *text, const char *name) {
-    const cim_kernel_source *source = cim_kernel_source_named(name);
-    if (!source) return CIM_FAIL(CIM_ERROR_INTERNAL, "kernel source %s is not embedded", name);
-    return add_file_(text, name, source->text, source->size);
-}
-
-static cim_status program_text_make_(const char *const *files, const char *extra_name,
-                                     const char *extra, program_text_ *text) {
-    memset(text, 0, sizeof *text);
-    CIM_TRY(add_embedded_(text, "prelude_opencl.h"));
-    CIM_TRY(add_embedded_(text, "common.cl"));
-    for (int i = 0; files && files[i]; i++) CIM_TRY(add_embedded_(text, files[i]));
-    if (extra) CIM_TRY(add_file_(text, extra_name, extra, strlen(extra)));
-    return CIM_OK;
-}
-
 static uint64_t program_key_(const cim_opencl_context *context, const char *options,
-                             const program_text_ *text) {
+                             const cim_program_text_ *text) {
     const cim_opencl_device_info *info = &context->info;
-    uint64_t hash = fnv1a_string_(FNV_OFFSET_, "cim-train opencl program v1");
-    hash = fnv1a_string_(hash, info->platform_name);
-    hash = fnv1a_string_(hash, info->platform_version);
-    hash = fnv1a_string_(hash, info->name);
-    hash = fnv1a_string_(hash, info->vendor);
-    hash = fnv1a_string_(hash, info->version);
-    hash = fnv1a_string_(hash, info->driver_version);
-    hash = fnv1a_string_(hash, options);
-    for (int i = 0; i < text->count; i++) hash = fnv1a_(hash, text->strings[i], text->lengths[i]);
+    uint64_t hash = cim_fnv1a_string_(cim_fnv1a_start_(), "cim-train opencl program v1");
+    hash = cim_fnv1a_string_(hash, info->platform_name);
+    hash = cim_fnv1a_string_(hash, info->platform_version);
+    hash = cim_fnv1a_string_(hash, info->name);
+    hash = cim_fnv1a_string_(hash, info->vendor);
+    hash = cim_fnv1a_string_(hash, info->version);
+    hash = cim_fnv1a_string_(hash, info->driver_version);
+    hash = cim_fnv1a_string_(hash, options);
+    for (int i = 0; i < text->count; i++)
+        hash = cim_fnv1a_(hash, text->strings[i], text->lengths[i]);
     return hash;
 }
 
@@ -314,7 +202,7 @@ static cim_status build_failure_(const cim_opencl_context *context, cl_program p
     } while (0)
 
 static cim_status build_from_source_(cim_opencl_context *context, const char *label,
-                                     const char *options, const program_text_ *text,
+                                     const char *options, const cim_program_text_ *text,
                                      cl_program *out) {
     cl_program program = NULL;
     CK_CL_ERR(program = clCreateProgramWithSource(context->context, (cl_uint)text->count,
@@ -323,52 +211,6 @@ static cim_status build_from_source_(cim_opencl_context *context, const char *la
     CK_CL_BUILD(clBuildProgram(program, 1, &context->device, options, NULL, NULL), context,
                 program, label, text->file_list, options);
     *out = program;
-    return CIM_OK;
-}
-
-typedef struct cache_header_ {
-    char magic[8];           /* "CIMCLBIN" */
-    uint32_t version;        /* 1 */
-    uint32_t reserved;
-    uint64_t key;
-    uint64_t size;           /* bytes of binary that follow */
-    uint64_t checksum;       /* FNV-1a of those bytes */
-} cache_header_;
-
-static void cache_path_(const cim_opencl_context *context, uint64_t key, char *out,
-                        size_t size) {
-    snprintf(out, size, "%s/%016llx.bin", context->cache.directory, (unsigned long long)key);
-}
-
-/* Reads and checks an entry: CIM_OK with *binary (malloc'ed), CIM_ERROR_UNAVAILABLE when
- * there is none, CIM_ERROR_INTERNAL when it is corrupt. */
-static cim_status cache_read_(const char *path, uint64_t key, unsigned char **binary,
-                              size_t *size) {
-    *binary = NULL;
-    FILE *file = fopen(path, "rb");
-    if (!file) return CIM_FAIL(CIM_ERROR_UNAVAILABLE, "no cache entry %s", path);
-    cache_header_ header;
-    cim_status status = CIM_OK;
-    unsigned char *data = NULL;
-    if (fread(&header, sizeof header, 1, file) != 1 ||
-        memcmp(header.magic, "CIMCLBIN", 8) != 0 || header.version != 1 ||
-        header.key != key || header.size == 0 || header.size > ((uint64_t)1 << 32)) {
-        status = CIM_FAIL(CIM_ERROR_INTERNAL, "cache entry %s has a bad header", path);
-    } else if (!(data = malloc(header.size))) {
-        status = CIM_FAIL(CIM_ERROR_OUT_OF_MEMORY, "no memory for %llu bytes",
-                          (unsigned long long)header.size);
-    } else if (fread(data, 1, header.size, file) != header.size ||
-               fnv1a_(FNV_OFFSET_, data, header.size) != header.checksum ||
-               fgetc(file) != EOF) {
-        status = CIM_FAIL(CIM_ERROR_INTERNAL, "cache entry %s is truncated or corrupt", path);
-    }
-    fclose(file);
-    if (status != CIM_OK) {
-        free(data);
-        return status;
-    }
-    *binary = data;
-    *size = header.size;
     return CIM_OK;
 }
 
@@ -401,41 +243,25 @@ static cim_status cache_write_(const cim_opencl_context *context, cl_program pro
                                uint64_t key) {
     size_t size = 0;
     unsigned char *binary = NULL;
-    const cim_status got = program_binary_(program, &binary, &size);
-    if (got != CIM_OK) {
-        free(binary);
-        return got;
-    }
-
-    char path[1100], temporary[1200];
-    cache_path_(context, key, path, sizeof path);
-    snprintf(temporary, sizeof temporary, "%s.%ld.tmp", path, (long)getpid());
-    cache_header_ header = {{'C', 'I', 'M', 'C', 'L', 'B', 'I', 'N'}, 1, 0, key, size,
-                            fnv1a_(FNV_OFFSET_, binary, size)};
-    FILE *file = make_directories_(context->cache.directory) == 0 ? fopen(temporary, "wb")
-                                                                  : NULL;
-    int ok = file && fwrite(&header, sizeof header, 1, file) == 1 &&
-             fwrite(binary, 1, size, file) == size;
-    if (file) ok = fclose(file) == 0 && ok;
+    cim_status status = program_binary_(program, &binary, &size);
+    if (status == CIM_OK)
+        status = cim_cache_write_(context->cache.directory, CACHE_MAGIC_, key, binary, size);
     free(binary);
-    if (ok && rename(temporary, path) == 0) return CIM_OK;
-    unlink(temporary);
-    return CIM_FAIL(CIM_ERROR_UNAVAILABLE, "cannot write the cache entry %s", path);
+    return status;
 }
 
 /* Builds program `id`, through the cache when it is enabled. */
 static cim_status build_program_(cim_opencl_context *context, int id) {
-    const program_spec_ *spec = &programs_[id];
-    program_text_ text;
-    CIM_TRY(program_text_make_(spec->files, NULL, NULL, &text));
+    const cim_gpu_program_spec_ *spec = &cim_gpu_programs_[id];
+    cim_program_text_ text;
+    CIM_TRY(cim_program_text_make_("prelude_opencl.h", spec->files, NULL, NULL, &text));
     const uint64_t key = program_key_(context, spec->options, &text);
 
     if (context->cache_enabled) {
-        char path[1100];
-        cache_path_(context, key, path, sizeof path);
         unsigned char *binary = NULL;
         size_t size = 0;
-        cim_status status = cache_read_(path, key, &binary, &size);
+        cim_status status =
+            cim_cache_read_(context->cache.directory, CACHE_MAGIC_, key, &binary, &size);
         if (status == CIM_OK) {
             cl_program program = NULL;
             status = build_from_binary_(context, spec->options, binary, size, &program);
@@ -461,41 +287,29 @@ static cim_status build_program_(cim_opencl_context *context, int id) {
 
 /* ---- context -------------------------------------------------------------------------- */
 
-static const char *const kernel_names_[CIM_CL_KERNEL_COUNT] = {
-#define CIM_CL_KERNEL_NAME_(id, program, name, group) name,
-    CIM_CL_KERNELS(CIM_CL_KERNEL_NAME_)
-#undef CIM_CL_KERNEL_NAME_
-};
-static const int kernel_programs_[CIM_CL_KERNEL_COUNT] = {
-#define CIM_CL_KERNEL_PROGRAM_(id, program, name, group) program,
-    CIM_CL_KERNELS(CIM_CL_KERNEL_PROGRAM_)
-#undef CIM_CL_KERNEL_PROGRAM_
-};
-static const size_t kernel_groups_[CIM_CL_KERNEL_COUNT] = {
-#define CIM_CL_KERNEL_GROUP_(id, program, name, group) group,
-    CIM_CL_KERNELS(CIM_CL_KERNEL_GROUP_)
-#undef CIM_CL_KERNEL_GROUP_
-};
-
 static cim_status create_kernels_(cim_opencl_context *context) {
-    for (int k = 0; k < CIM_CL_KERNEL_COUNT; k++) {
-        cl_program program = context->programs[kernel_programs_[k]];
+    for (int k = 0; k < CIM_GPU_KERNEL_COUNT; k++) {
+        cl_program program = context->programs[cim_gpu_kernel_programs_[k]];
         if (!program) continue;   /* the fp64 program on a device without fp64 */
+        const char *name = cim_gpu_kernel_names_[k];
         cl_kernel kernel = NULL;
-        CK_CL_ERR(kernel = clCreateKernel(program, kernel_names_[k], &cl_err_));
+        CK_CL_ERR(kernel = clCreateKernel(program, name, &cl_err_));
         context->kernels[k] = kernel;
-        if (kernel_groups_[k] == 0) continue;
+        const size_t group = cim_gpu_kernel_groups_[k];
+        if (group == 0) continue;
         size_t allowed = 0;
         CK_CL_AT(clGetKernelWorkGroupInfo(kernel, context->device, CL_KERNEL_WORK_GROUP_SIZE,
                                           sizeof allowed, &allowed, NULL),
-                 "%s", kernel_names_[k]);
-        if (allowed < kernel_groups_[k])
+                 "%s", name);
+        if (allowed < group)
             return CIM_FAIL(CIM_ERROR_UNAVAILABLE,
                             "%s: kernel %s needs work-groups of %zu, the device allows %zu",
-                            context->info.name, kernel_names_[k], kernel_groups_[k], allowed);
+                            context->info.name, name, group, allowed);
     }
     return CIM_OK;
 }
+
+static const cim_gpu_driver_ opencl_driver_;
 
 static cim_status context_init_(cim_opencl_context *context, int index, const char *cache_dir,
                                 int flags) {
@@ -508,11 +322,18 @@ static cim_status context_init_(cim_opencl_context *context, int index, const ch
     if (flags & CIM_OPENCL_IGNORE_FP64) context->info.has_fp64 = 0;
     context->platform = list.platform[index];
     context->device = list.device[index];
-    if (context->info.max_work_group_size < REQUIRED_GROUP_SIZE)
+    if (context->info.max_work_group_size < CIM_GPU_REQUIRED_GROUP_SIZE)
         return CIM_FAIL(CIM_ERROR_UNAVAILABLE,
                         "%s allows work-groups of %zu work-items; cim-train needs %d",
                         context->info.name, context->info.max_work_group_size,
-                        REQUIRED_GROUP_SIZE);
+                        CIM_GPU_REQUIRED_GROUP_SIZE);
+
+    cim_gpu *gpu = &context->gpu;
+    gpu->driver = &opencl_driver_;
+    snprintf(gpu->name, sizeof gpu->name, "%s", context->info.name);
+    snprintf(gpu->label, sizeof gpu->label, "opencl:%d", index);
+    gpu->has_fp64 = context->info.has_fp64;
+    gpu->conv_scratch_floats = CIM_GPU_DEFAULT_CONV_SCRATCH_FLOATS;
 
     const cl_context_properties properties[] = {
         CL_CONTEXT_PLATFORM, (cl_context_properties)context->platform, 0};
@@ -521,14 +342,13 @@ static cim_status context_init_(cim_opencl_context *context, int index, const ch
     CK_CL_ERR(context->queue = clCreateCommandQueue(context->context, context->device, 0,
                                                     &cl_err_));
 
-    resolve_cache_directory_(cache_dir, context->cache.directory,
-                             sizeof context->cache.directory);
+    cim_cache_directory_(cache_dir, "opencl", context->cache.directory,
+                         sizeof context->cache.directory);
     context->cache_enabled = context->cache.directory[0] != '\0';
 
     CIM_TRY(cim_opencl_context_set_gemm(context, CIM_OPENCL_GEMM_AUTO));
-    context->conv_scratch_floats = DEFAULT_CONV_SCRATCH_FLOATS;
-    CIM_TRY(build_program_(context, CIM_CL_PROGRAM_F32));
-    if (context->info.has_fp64) CIM_TRY(build_program_(context, CIM_CL_PROGRAM_F64));
+    CIM_TRY(build_program_(context, CIM_GPU_PROGRAM_F32));
+    if (context->info.has_fp64) CIM_TRY(build_program_(context, CIM_GPU_PROGRAM_F64));
     return create_kernels_(context);
 }
 
@@ -552,15 +372,18 @@ cim_status cim_opencl_context_create(int index, const char *cache_dir, int flags
 void cim_opencl_context_destroy(cim_opencl_context *context) {
     if (!context) return;
     if (context->queue) CL_CLEANUP(clFinish(context->queue));
-    for (int k = 0; k < CIM_CL_KERNEL_COUNT; k++)
+    if (context->gpu.driver) cim_gpu_release_scratch_(&context->gpu);
+    for (int k = 0; k < CIM_GPU_KERNEL_COUNT; k++)
         if (context->kernels[k]) CL_CLEANUP(clReleaseKernel(context->kernels[k]));
-    for (int p = 0; p < CIM_CL_PROGRAM_COUNT; p++)
+    for (int p = 0; p < CIM_GPU_PROGRAM_COUNT; p++)
         if (context->programs[p]) CL_CLEANUP(clReleaseProgram(context->programs[p]));
-    for (int s = 0; s < CIM_CL_SCRATCH_COUNT; s++)
-        if (context->scratch[s]) CL_CLEANUP(clReleaseMemObject(context->scratch[s]));
     if (context->queue) CL_CLEANUP(clReleaseCommandQueue(context->queue));
     if (context->context) CL_CLEANUP(clReleaseContext(context->context));
     free(context);
+}
+
+cim_gpu *cim_opencl_context_gpu(cim_opencl_context *context) {
+    return context ? &context->gpu : NULL;
 }
 
 cim_status cim_opencl_context_set_gemm(cim_opencl_context *context, cim_opencl_gemm gemm) {
@@ -570,14 +393,8 @@ cim_status cim_opencl_context_set_gemm(cim_opencl_context *context, cim_opencl_g
         return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "unknown GEMM kernel choice %d", (int)gemm);
     if (gemm == CIM_OPENCL_GEMM_AUTO)
         gemm = context->info.is_cpu ? CIM_OPENCL_GEMM_CPU : CIM_OPENCL_GEMM_TILED;
-    context->gemm = gemm;
-    return CIM_OK;
-}
-
-cim_status cim_opencl_context_set_conv_scratch_limit(cim_opencl_context *context,
-                                                     size_t bytes) {
-    if (!context) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "context is NULL");
-    context->conv_scratch_floats = (long)(bytes / sizeof(float));
+    context->gpu.gemm_kernels = gemm == CIM_OPENCL_GEMM_CPU ? CIM_GPU_GEMM_CPU
+                                                            : CIM_GPU_GEMM_TILED;
     return CIM_OK;
 }
 
@@ -586,7 +403,7 @@ const cim_opencl_device_info *cim_opencl_context_device(const cim_opencl_context
 }
 
 void cim_opencl_context_cache_stats(const cim_opencl_context *context,
-                                    cim_opencl_cache_stats *out_stats) {
+                                    cim_program_cache_stats *out_stats) {
     if (!out_stats) return;
     if (!context) {
         memset(out_stats, 0, sizeof *out_stats);
@@ -598,147 +415,92 @@ void cim_opencl_context_cache_stats(const cim_opencl_context *context,
 cim_status cim_opencl_build_check(cim_opencl_context *context, const char *name,
                                   const char *source, const char *options) {
     if (!context || !source) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL argument");
-    program_text_ text;
-    CIM_TRY(program_text_make_(NULL, name ? name : "check.cl", source, &text));
+    cim_program_text_ text;
+    CIM_TRY(cim_program_text_make_("prelude_opencl.h", NULL, name ? name : "check.cl", source,
+                                   &text));
     char all_options[1024];
-    snprintf(all_options, sizeof all_options, "%s %s", programs_[CIM_CL_PROGRAM_F32].options,
-             options ? options : "");
+    snprintf(all_options, sizeof all_options, "%s %s",
+             cim_gpu_programs_[CIM_GPU_PROGRAM_F32].options, options ? options : "");
     cl_program program = NULL;
     CIM_TRY(build_from_source_(context, name ? name : "check", all_options, &text, &program));
     CK_CL(clReleaseProgram(program));
     return CIM_OK;
 }
 
-size_t cim_opencl_context_workspace_bytes(const cim_opencl_context *context) {
-    size_t total = 0;
-    for (int s = 0; context && s < CIM_CL_SCRATCH_COUNT; s++) total += context->scratch_bytes[s];
-    return total;
-}
+/* ---- the driver table ------------------------------------------------------------------ */
 
-cim_status cim_cl_scratch_(cim_opencl_context *context, int slot, size_t bytes, cl_mem *out) {
-    if (bytes == 0) bytes = 4;
-    if (bytes > context->scratch_bytes[slot]) {
-        if (context->scratch[slot]) CK_CL(clReleaseMemObject(context->scratch[slot]));
-        context->scratch[slot] = NULL;
-        context->scratch_bytes[slot] = 0;
-        cl_mem memory = NULL;
-        CK_CL_ERR(memory = clCreateBuffer(context->context, CL_MEM_READ_WRITE, bytes, NULL,
-                                          &cl_err_));
-        context->scratch[slot] = memory;
-        context->scratch_bytes[slot] = bytes;
-    }
-    *out = context->scratch[slot];
-    return CIM_OK;
-}
+#define OPENCL_(gpu) ((cim_opencl_context *)(gpu))
 
-cim_status cim_cl_require_fp64_(const cim_opencl_context *context, const char *op) {
-    if (context->programs[CIM_CL_PROGRAM_F64]) return CIM_OK;
-    return CIM_FAIL(CIM_ERROR_UNAVAILABLE,
-                    "%s needs fp64, which %s (opencl:%d) does not support (no cl_khr_fp64); "
-                    "run float64 work such as the CorInfoMax covariance on the CPU backend",
-                    op, context->info.name, context->info.index);
-}
-
-/* ---- memory --------------------------------------------------------------------------- */
-
-cim_status cim_opencl_buffer_create(cim_opencl_context *context, size_t bytes,
-                                    cim_opencl_buffer **out_buffer) {
-    if (!context || !out_buffer) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL argument");
-    *out_buffer = NULL;
+static cim_status opencl_allocate_(cim_gpu *gpu, size_t bytes, cim_gpu_mem_ *out) {
     cl_mem memory = NULL;
-    /* OpenCL has no empty buffers; an empty tensor gets 4 bytes nobody reads */
-    CK_CL_ERR(memory = clCreateBuffer(context->context, CL_MEM_READ_WRITE, bytes ? bytes : 4,
-                                      NULL, &cl_err_));
-    *out_buffer = (cim_opencl_buffer *)memory;
+    CK_CL_ERR(memory = clCreateBuffer(OPENCL_(gpu)->context, CL_MEM_READ_WRITE, bytes, NULL,
+                                      &cl_err_));
+    *out = memory;
     return CIM_OK;
 }
 
-void cim_opencl_buffer_destroy(cim_opencl_buffer *buffer) {
-    if (buffer) CL_CLEANUP(clReleaseMemObject((cl_mem)buffer));
+static void opencl_release_(cim_gpu *gpu, cim_gpu_mem_ memory) {
+    (void)gpu;
+    CL_CLEANUP(clReleaseMemObject((cl_mem)memory));
 }
 
-cim_status cim_opencl_write(cim_opencl_context *context, cim_opencl_buffer *buffer,
-                            const void *source, size_t bytes) {
-    if (!context || !buffer || (bytes && !source))
-        return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL argument");
-    if (bytes == 0) return CIM_OK;
-    CK_CL(clEnqueueWriteBuffer(context->queue, (cl_mem)buffer, CL_TRUE, 0, bytes, source, 0,
-                               NULL, NULL));
+static cim_status opencl_write_(cim_gpu *gpu, cim_gpu_mem_ memory, const void *source,
+                                size_t bytes) {
+    CK_CL(clEnqueueWriteBuffer(OPENCL_(gpu)->queue, (cl_mem)memory, CL_TRUE, 0, bytes, source,
+                               0, NULL, NULL));
     return CIM_OK;
 }
 
-cim_status cim_opencl_read(cim_opencl_context *context, cim_opencl_buffer *buffer,
-                           void *destination, size_t bytes) {
-    if (!context || !buffer || (bytes && !destination))
-        return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL argument");
-    if (bytes == 0) return CIM_OK;
-    CK_CL(clEnqueueReadBuffer(context->queue, (cl_mem)buffer, CL_TRUE, 0, bytes, destination,
-                              0, NULL, NULL));
+static cim_status opencl_read_(cim_gpu *gpu, cim_gpu_mem_ memory, void *destination,
+                               size_t bytes) {
+    CK_CL(clEnqueueReadBuffer(OPENCL_(gpu)->queue, (cl_mem)memory, CL_TRUE, 0, bytes,
+                              destination, 0, NULL, NULL));
     return CIM_OK;
 }
 
-cim_status cim_opencl_copy(cim_opencl_context *context, cim_opencl_buffer *source,
-                           cim_opencl_buffer *destination, size_t bytes) {
-    if (!context || !source || !destination)
-        return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL argument");
-    if (bytes == 0 || source == destination) return CIM_OK;
-    CK_CL(clEnqueueCopyBuffer(context->queue, (cl_mem)source, (cl_mem)destination, 0, 0, bytes,
-                              0, NULL, NULL));
+static cim_status opencl_copy_(cim_gpu *gpu, cim_gpu_mem_ source, cim_gpu_mem_ destination,
+                               size_t bytes) {
+    CK_CL(clEnqueueCopyBuffer(OPENCL_(gpu)->queue, (cl_mem)source, (cl_mem)destination, 0, 0,
+                              bytes, 0, NULL, NULL));
     return CIM_OK;
 }
 
-cim_status cim_opencl_fill(cim_opencl_context *context, cim_opencl_buffer *buffer,
-                           const void *pattern, size_t pattern_bytes, size_t bytes) {
-    if (!context || !buffer || !pattern)
-        return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL argument");
-    if (pattern_bytes != 1 && pattern_bytes != 2 && pattern_bytes != 4 && pattern_bytes != 8)
-        return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "pattern of %zu bytes", pattern_bytes);
-    if (bytes % pattern_bytes != 0)
-        return CIM_FAIL(CIM_ERROR_SHAPE, "%zu bytes is not a whole number of %zu-byte patterns",
-                        bytes, pattern_bytes);
-    if (bytes == 0) return CIM_OK;
-    CK_CL(clEnqueueFillBuffer(context->queue, (cl_mem)buffer, pattern, pattern_bytes, 0, bytes,
-                              0, NULL, NULL));
+static cim_status opencl_fill_(cim_gpu *gpu, cim_gpu_mem_ memory, const void *pattern,
+                               size_t pattern_bytes, size_t bytes) {
+    CK_CL(clEnqueueFillBuffer(OPENCL_(gpu)->queue, (cl_mem)memory, pattern, pattern_bytes, 0,
+                              bytes, 0, NULL, NULL));
     return CIM_OK;
 }
 
-cim_status cim_opencl_finish(cim_opencl_context *context) {
-    if (!context) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "context is NULL");
-    CK_CL(clFinish(context->queue));
+static cim_status opencl_finish_(cim_gpu *gpu) {
+    CK_CL(clFinish(OPENCL_(gpu)->queue));
     return CIM_OK;
 }
 
-/* ---- launching ------------------------------------------------------------------------ */
-
-void cim_cl_local_shape_(int dimensions, const size_t global[3], size_t local[3]) {
-    size_t budget = REQUIRED_GROUP_SIZE;
-    for (int d = 0; d < 3; d++) {
-        size_t size = 1;
-        if (d < dimensions) {
-            while (size < global[d] && size * 2 <= budget && size < 64) size *= 2;
-            if (d == dimensions - 1)   /* the last dimension takes what is left */
-                while (size < global[d] && size * 2 <= budget) size *= 2;
-        }
-        local[d] = size;
-        budget /= size;
-    }
-}
-
-cim_status cim_cl_launch_(cim_opencl_context *context, cim_cl_kernel_id_ id, int dimensions,
-                          const size_t global[3], const size_t local[3],
-                          const cim_cl_arg_ *args, int count) {
-    cl_kernel kernel = context->kernels[id];
-    if (!kernel) return CIM_FAIL(CIM_ERROR_INTERNAL, "kernel %s was not built", kernel_names_[id]);
-    size_t rounded[3];
-    for (int d = 0; d < dimensions; d++) {
-        if (global[d] == 0) return CIM_OK;
-        rounded[d] = (global[d] + local[d] - 1) / local[d] * local[d];
-    }
+static cim_status opencl_launch_(cim_gpu *gpu, cim_gpu_kernel_id_ id, int dimensions,
+                                 const size_t global[3], const size_t local[3],
+                                 const cim_gpu_arg_ *args, int count) {
+    cl_kernel kernel = OPENCL_(gpu)->kernels[id];
+    const char *name = cim_gpu_kernel_names_[id];
+    if (!kernel) return CIM_FAIL(CIM_ERROR_INTERNAL, "kernel %s was not built", name);
     for (int i = 0; i < count; i++)
         CK_CL_AT(clSetKernelArg(kernel, (cl_uint)i, args[i].size, args[i].value),
-                 "argument %d of %s", i, kernel_names_[id]);
-    CK_CL_AT(clEnqueueNDRangeKernel(context->queue, kernel, (cl_uint)dimensions, NULL, rounded,
-                                    local, 0, NULL, NULL),
-             "%s", kernel_names_[id]);
+                 "argument %d of %s", i, name);
+    CK_CL_AT(clEnqueueNDRangeKernel(OPENCL_(gpu)->queue, kernel, (cl_uint)dimensions, NULL,
+                                    global, local, 0, NULL, NULL),
+             "%s", name);
     return CIM_OK;
 }
+
+static const cim_gpu_driver_ opencl_driver_ = {
+    .api = "OpenCL",
+    .launch = opencl_launch_,
+    .gemm = NULL,   /* gemm.cl: no BLAS comes with an OpenCL driver */
+    .allocate = opencl_allocate_,
+    .release = opencl_release_,
+    .write = opencl_write_,
+    .read = opencl_read_,
+    .copy = opencl_copy_,
+    .fill = opencl_fill_,
+    .finish = opencl_finish_,
+};

@@ -52,6 +52,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var devices = "cpu"
     public var syncBatchNorm = true         // with several devices (SPEC 3.2)
     public var checkReplicas = false        // compare replica weights after every step
+    public var tf32 = false                 // CUDA: float32 GEMMs and convolutions in TF32
     public var threads = 0
     public var out = ""                     // "" = runs/<time>
     public var logEvery = 10                // steps between progress records
@@ -72,7 +73,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         case epochs, maxSteps = "max_steps", batchSize = "batch_size", lr, minLr = "min_lr"
         case warmupEpochs = "warmup_epochs", warmupStartLr = "warmup_start_lr"
         case weightDecay = "weight_decay", momentum, seed, devices, threads, out
-        case syncBatchNorm = "sync_batch_norm", checkReplicas = "check_replicas"
+        case syncBatchNorm = "sync_batch_norm", checkReplicas = "check_replicas", tf32
         case logEvery = "log_every", knnEvery = "knn_every", knnK = "knn_k"
         case knnTemperature = "knn_temperature", checkpointEvery = "checkpoint_every"
     }
@@ -179,7 +180,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         let value: Any
         if kind is String {
             value = text
-        } else if ["sync_batch_norm", "check_replicas"].contains(key) {
+        } else if ["sync_batch_norm", "check_replicas", "tf32"].contains(key) {
             guard let flagValue = ["true": true, "false": false, "1": true, "0": false][text]
             else {
                 throw TrainingError.invalidConfiguration(

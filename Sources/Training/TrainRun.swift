@@ -107,7 +107,7 @@ public final class TrainRun {
         let requests = try DeviceRequest.parseList(config.devices)
         let cores = config.threads > 0 ? config.threads : ProcessInfo.processInfo.activeProcessorCount
         let threadsEach = max(1, cores / requests.count)
-        let (backends, _) = try Devices.open(requests, threads: threadsEach)
+        let (backends, _) = try Devices.open(requests, threads: threadsEach, tf32: config.tf32)
         backend = backends[0]
         guard config.batchSize % backends.count == 0 else {
             throw TrainingError.invalidConfiguration(

@@ -19,6 +19,8 @@ enum BenchCommand {
         .option("batch", "N", default: "128", "batch size of the step benchmark"),
         .flag("profile", "step: print the time per op and shape over the timed steps"),
         .option("device", "NAME", default: "cpu", "device to run on (auto, cpu, cuda:N, opencl:N)"),
+        .flag("tf32", "CUDA: float32 GEMMs and convolutions in TF32 on tensor cores (checked "
+                  + "against the reference at TF32's precision)"),
         .option("threads", "N", default: "0", "CPU threads (0 = every core)"),
         .option("warmup", "N", default: "2", "untimed runs before timing each case"),
         .option("repeat", "N", default: "5", "timed runs per case; the median is reported"),
@@ -46,8 +48,10 @@ enum BenchCommand {
         benchOptions.warmup = try options.int("warmup", range: 0...1000)!
         benchOptions.repeats = try options.int("repeat", range: 1...1000)!
         let threads = try options.int("threads", range: 0...256)!
+        if options.has("tf32") { benchOptions.float32Tolerance = 5e-3 }
 
-        let (backends, notes) = try Devices.open(options.string("device")!, threads: threads)
+        let (backends, notes) = try Devices.open(options.string("device")!, threads: threads,
+                                                 tf32: options.has("tf32"))
         guard backends.count == 1 else { throw UsageError("bench runs on one device; got \(backends.count)") }
         let backend = backends[0]
         for note in notes { print(note) }

@@ -50,7 +50,8 @@ enum EvalCommand {
         config.threads = try options.int("threads", range: 0...256)!
         config.workers = try options.int("workers", range: 1...64)!
         let (encoder, projector) = try config.validate()
-        let (backends, _) = try Devices.open(config.devices, threads: config.threads)
+        let (backends, _) = try Devices.open(config.devices, threads: config.threads,
+                                             tf32: config.tf32)
         let model = try CorInfoMaxModel(backends[0], encoder: encoder, projector: projector, seed: 0)
         try Checkpoint.restore(file, path: path, model: model, loss: nil)
         let (train, test, normalization) = try TrainRun.loadData(config)

@@ -40,6 +40,9 @@ enum TrainCommand {
          "devices, one replica each: cpu, cuda:N, opencl:N, auto, or a list such as cpu,cpu"),
         ("sync-bn", "sync_batch_norm", "BOOL", "with several devices, synchronise batch norm"),
         ("check-replicas", "check_replicas", "BOOL", "verify after every step that replicas agree"),
+        ("tf32", "tf32", "BOOL",
+         "CUDA: float32 GEMMs and convolutions in TF32 on tensor cores (faster; not the CPU's "
+             + "result)"),
         ("threads", "threads", "N", "CPU threads (0: every core)"),
         ("workers", "workers", "N", "data-augmentation threads"),
         ("out", "out", "DIR", "run folder (default runs/<date-time>)"),
@@ -61,7 +64,7 @@ enum TrainCommand {
             .option("resume", "PATH", "continue the run in this folder or checkpoint file"),
         ] + settable.map { flag, key, value, help in
             let shown: String? = defaults[key].flatMap { value in
-                let text = key == "sync_batch_norm" || key == "check_replicas"
+                let text = ["sync_batch_norm", "check_replicas", "tf32"].contains(key)
                     ? ((value as? Bool) ?? false ? "true" : "false") : "\(value)"
                 return text.isEmpty ? nil : text
             }

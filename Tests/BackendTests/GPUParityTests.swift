@@ -1,35 +1,35 @@
-// OpenCLParityTests.swift: every op of the Backend protocol on OpenCL against the CPU
-// backend, on seeded random inputs of awkward sizes.
+// GPUParityTests.swift: every op of the Backend protocol on each GPU backend here (OpenCL,
+// CUDA) against the CPU backend, on seeded random inputs of awkward sizes.
 //
 // Sizes are chosen to miss every blocking: 1s, primes, a size one past a 64-wide tile,
 // single rows and columns, k = 1 and k = 0 (C = beta C), batch-norm planes of one element,
 // a log-det that crosses the 64-wide Cholesky blocks. GEMM-shaped work (GEMM, convolution,
-// log-det) runs under both GEMM kernel choices: the tiled kernel shared with CUDA and the
-// OpenCL CPU fast path, and convolution also with a scratch limit that forces one image per
-// pass.
+// log-det) runs under every GEMM engine: on OpenCL the tiled kernel shared with CUDA and the
+// CPU fast path, on CUDA cuBLAS and the tiled kernel; convolution also with a scratch limit
+// that forces one image per pass.
 //
 // Tolerances: sums (GEMM, convolution) 1e-5 of the magnitude |alpha| sum |a b| + |beta c|,
 // or of the tensor's largest value where no magnitude is at hand; float64 1e-12; reductions
 // the kernels compute in another order 2e-6 of the tensor's largest value, batch norm 1e-5
 // (float statistics against the CPU's double ones); element-wise ops 1e-6; max pooling and
 // ReLU exactly, argmax included. Each comparison prints one "tensor ... max
-// rel diff" line. Without an OpenCL device every test skips, saying why.
+// rel diff" line. CI runs them on PoCL (OpenCL on the CPU); scripts/gpu_check.sh runs them
+// on an NVIDIA GPU. Without any GPU backend every test skips, saying why.
 
 import Backend
 import TestSupport
 import XCTest
 
-final class OpenCLParityTests: XCTestCase {
+final class GPUParityTests: XCTestCase {
     private var cpu: CPUBackend!
 
     override func setUpWithError() throws {
         cpu = try CPUBackend(threads: 2)
     }
 
-    /// The backends of both GEMM kernel choices.
-    private func backends() throws -> [(String, OpenCLBackend)] {
-        [("tiled", try openCLBackendOrSkip(gemmKernels: .tiled)),
-         ("cpu-kernels", try openCLBackendOrSkip(gemmKernels: .cpu))]
+    /// Every GEMM engine of every GPU backend here.
+    private func backends() throws -> [(String, GPUBackend)] {
+        try gpuBackendsOrSkip(everyGemmEngine: true)
     }
 
     // MARK: - Helpers
@@ -66,51 +66,55 @@ final class OpenCLParityTests: XCTestCase {
     // MARK: - Memory
 
     func testMemoryRoundTripCopyAndFill() throws {
-        let backend = try openCLBackendOrSkip()
-        var rng = SplitMix64(seed: 0x0C1_0001)
-        let values = rng.floats(1001)
-        let a = try backend.tensor(values, shape: [7, 11, 13])
-        XCTAssertEqual(try backend.download(a) as [Float], values)
-        let doubles = rng.doubles(37)
-        let d = try backend.tensor(doubles, shape: [37])
-        XCTAssertEqual(try backend.download(d) as [Double], doubles)
+        for (_, backend) in try gpuBackendsOrSkip() {
+            var rng = SplitMix64(seed: 0x0C1_0001)
+            let values = rng.floats(1001)
+            let a = try backend.tensor(values, shape: [7, 11, 13])
+            XCTAssertEqual(try backend.download(a) as [Float], values)
+            let doubles = rng.doubles(37)
+            let d = try backend.tensor(doubles, shape: [37])
+            XCTAssertEqual(try backend.download(d) as [Double], doubles)
 
-        let b = try backend.allocate(.float32, [1001])
-        try backend.copy(a, to: b)
-        XCTAssertEqual(try backend.download(b) as [Float], values)
+            let b = try backend.allocate(.float32, [1001])
+            try backend.copy(a, to: b)
+            XCTAssertEqual(try backend.download(b) as [Float], values)
 
-        try backend.fill(b, value: -2.5)
-        XCTAssertEqual(try backend.download(b) as [Float], [Float](repeating: -2.5, count: 1001))
-        try backend.fill(d, value: 0.1)
-        XCTAssertEqual(try backend.download(d) as [Double], [Double](repeating: 0.1, count: 37))
-        let indices = try backend.allocate(.int32, [5])
-        try backend.fill(indices, value: 7)
-        var raw = [Int32](repeating: 0, count: 5)
-        try raw.withUnsafeMutableBytes { try backend.download(indices, into: $0) }
-        XCTAssertEqual(raw, [7, 7, 7, 7, 7])
+            try backend.fill(b, value: -2.5)
+            XCTAssertEqual(try backend.download(b) as [Float],
+                           [Float](repeating: -2.5, count: 1001))
+            try backend.fill(d, value: 0.1)
+            XCTAssertEqual(try backend.download(d) as [Double], [Double](repeating: 0.1, count: 37))
+            let indices = try backend.allocate(.int32, [5])
+            try backend.fill(indices, value: 7)
+            var raw = [Int32](repeating: 0, count: 5)
+            try raw.withUnsafeMutableBytes { try backend.download(indices, into: $0) }
+            XCTAssertEqual(raw, [7, 7, 7, 7, 7])
 
-        // empty tensors move nothing and run nothing
-        let empty = try backend.zeros(.float32, [0, 3])
-        XCTAssertEqual(try backend.download(empty) as [Float], [])
-        try backend.relu(empty, output: empty)
-        try backend.synchronize()
+            // empty tensors move nothing and run nothing
+            let empty = try backend.zeros(.float32, [0, 3])
+            XCTAssertEqual(try backend.download(empty) as [Float], [])
+            try backend.relu(empty, output: empty)
+            try backend.synchronize()
+        }
     }
 
     func testRecycledBuffersKeepQueueOrder() throws {
         // a freed buffer is reused at once for the next tensor of its size; the queue's
         // order must keep the old and the new contents apart
-        let backend = try openCLBackendOrSkip()
-        var results: [[Float]] = []
-        for round in 0..<20 {
-            let x = try backend.tensor([Float](repeating: Float(round), count: 4096), shape: [4096])
-            let y = try backend.allocate(.float32, [4096])
-            try backend.scale(x, by: 2)
-            try backend.add(x, x, output: y)
-            results.append(try backend.download(y))
-        }
-        for (round, values) in results.enumerated() {
-            XCTAssertEqual(values, [Float](repeating: Float(4 * round), count: 4096),
-                           "round \(round)")
+        for (_, backend) in try gpuBackendsOrSkip() {
+            var results: [[Float]] = []
+            for round in 0..<20 {
+                let x = try backend.tensor([Float](repeating: Float(round), count: 4096),
+                                           shape: [4096])
+                let y = try backend.allocate(.float32, [4096])
+                try backend.scale(x, by: 2)
+                try backend.add(x, x, output: y)
+                results.append(try backend.download(y))
+            }
+            for (round, values) in results.enumerated() {
+                XCTAssertEqual(values, [Float](repeating: Float(4 * round), count: 4096),
+                               "round \(round)")
+            }
         }
     }
 
@@ -150,7 +154,7 @@ final class OpenCLParityTests: XCTestCase {
                             a.map(Double.init), transposeA: transposeA, b.map(Double.init),
                             transposeB: transposeB, c: cIn.map(Double.init), m: m, n: n, k: k,
                             alpha: alpha, beta: beta).magnitudes
-                        let label = "opencl \(name) \(T.self) gemm m\(m) n\(n) k\(k) "
+                        let label = "\(name) \(T.self) gemm m\(m) n\(n) k\(k) "
                             + "\(transposeA ? "T" : "N")\(transposeB ? "T" : "N") "
                             + "alpha \(alpha) beta \(beta)"
                         assertClose(actual.map(Double.init), expected.map(Double.init),
@@ -201,7 +205,7 @@ final class OpenCLParityTests: XCTestCase {
                 // one image per pass makes several passes through the scratch matrices
                 try backend.setConvolutionScratchLimit(bytes: onePerPass ? 1 : 128 << 20)
                 for g in Self.geometries {
-                    let label = "opencl \(name)\(onePerPass ? " 1/pass" : "") conv \(g)"
+                    let label = "\(name)\(onePerPass ? " 1/pass" : "") conv \(g)"
                     let x = rng.floats(g.inputShape.reduce(1, *))
                     let w = rng.floats(g.weightShape.reduce(1, *))
                     let dy = rng.floats(g.outputShape.reduce(1, *))
@@ -256,7 +260,7 @@ final class OpenCLParityTests: XCTestCase {
                     let gi = withInverse ? try backend.allocate(.float64, [batch, n, n]) : nil
                     try cpu.logdetSPD(ca, logdet: cl, inverse: ci)
                     try backend.logdetSPD(ga, logdet: gl, inverse: gi)
-                    let label = "opencl \(name) logdet B\(batch) n\(n)"
+                    let label = "\(name) logdet B\(batch) n\(n)"
                     compare(label, try backend.download(gl) as [Double],
                             try cpu.download(cl) as [Double], rtol: 1e-12)
                     if let ci, let gi {
@@ -279,35 +283,36 @@ final class OpenCLParityTests: XCTestCase {
     }
 
     func testLogdetNamesTheMatrixThatIsNotPositiveDefinite() throws {
-        let backend = try openCLBackendOrSkip()
-        guard backend.supportsFloat64 else { throw XCTSkip("the device has no fp64") }
-        var rng = SplitMix64(seed: 0x0C1_BAD)
-        let n = 70   // the failure sits in the second Cholesky block for two of the cases
-        var notPD = rng.spdMatrix(n)
-        notPD[66 * n + 66] = -1
-        var withNaN = rng.spdMatrix(n)
-        withNaN[68 * n + 3] = .nan
-        var withInfinity = rng.spdMatrix(n)
-        withInfinity[5 * n + 2] = .infinity
-        let cases = [("negative pivot", notPD), ("NaN", withNaN), ("infinity", withInfinity)]
-        for (label, bad) in cases {
-            for badIndex in [0, 2] {
-                let matrices = (0..<3).flatMap { $0 == badIndex ? bad : rng.spdMatrix(n) }
-                let a = try backend.tensor(matrices, shape: [3, n, n])
-                let logdet = try backend.tensor([Double](repeating: 7, count: 3), shape: [3])
-                let inverse = try backend.tensor(
-                    [Double](repeating: 7, count: 3 * n * n), shape: [3, n, n])
-                let error = assertThrowsBackendError(
-                    "opencl logdet, \(label) in matrix \(badIndex)",
-                    { try backend.logdetSPD(a, logdet: logdet, inverse: inverse) },
-                    where: { $0.notPositiveDefiniteIndex != nil })
-                XCTAssertEqual(error?.notPositiveDefiniteIndex, badIndex, label)
-                XCTAssertTrue(error?.description.contains("matrix \(badIndex)") ?? false,
-                              error?.description ?? "")
-                // nothing written: no NaN, no partial result
-                XCTAssertEqual(try backend.download(logdet) as [Double], [7, 7, 7], label)
-                XCTAssertTrue((try backend.download(inverse) as [Double]).allSatisfy { $0 == 7 },
-                              label)
+        for (_, backend) in try gpuBackendsOrSkip() {
+            guard backend.supportsFloat64 else { throw XCTSkip("the device has no fp64") }
+            var rng = SplitMix64(seed: 0x0C1_BAD)
+            let n = 70   // the failure sits in the second Cholesky block for two of the cases
+            var notPD = rng.spdMatrix(n)
+            notPD[66 * n + 66] = -1
+            var withNaN = rng.spdMatrix(n)
+            withNaN[68 * n + 3] = .nan
+            var withInfinity = rng.spdMatrix(n)
+            withInfinity[5 * n + 2] = .infinity
+            let cases = [("negative pivot", notPD), ("NaN", withNaN), ("infinity", withInfinity)]
+            for (label, bad) in cases {
+                for badIndex in [0, 2] {
+                    let matrices = (0..<3).flatMap { $0 == badIndex ? bad : rng.spdMatrix(n) }
+                    let a = try backend.tensor(matrices, shape: [3, n, n])
+                    let logdet = try backend.tensor([Double](repeating: 7, count: 3), shape: [3])
+                    let inverse = try backend.tensor(
+                        [Double](repeating: 7, count: 3 * n * n), shape: [3, n, n])
+                    let error = assertThrowsBackendError(
+                        "\(backend.deviceName) logdet, \(label) in matrix \(badIndex)",
+                        { try backend.logdetSPD(a, logdet: logdet, inverse: inverse) },
+                        where: { $0.notPositiveDefiniteIndex != nil })
+                    XCTAssertEqual(error?.notPositiveDefiniteIndex, badIndex, label)
+                    XCTAssertTrue(error?.description.contains("matrix \(badIndex)") ?? false,
+                                  error?.description ?? "")
+                    // nothing written: no NaN, no partial result
+                    XCTAssertEqual(try backend.download(logdet) as [Double], [7, 7, 7], label)
+                    let inverseValues = try backend.download(inverse) as [Double]
+                    XCTAssertTrue(inverseValues.allSatisfy { $0 == 7 }, label)
+                }
             }
         }
     }
@@ -319,78 +324,81 @@ final class OpenCLParityTests: XCTestCase {
                                            [2, 70, 3], [9, 1, 17]]
 
     func testBatchNormMatchesCPU() throws {
-        let backend = try openCLBackendOrSkip()
-        var rng = SplitMix64(seed: 0x0C1_B4)
-        for shape in Self.batchNormShapes {
-            let c = shape[1], count = shape.reduce(1, *)
-            let x = rng.floats(count, -2, 3)
-            let gamma = rng.floats(c, 0.5, 1.5), beta = rng.floats(c)
-            let mean0 = rng.floats(c), var0 = rng.floats(c, 0.5, 2)
-            let (cx, gx) = try pair(x, shape, backend)
-            let (cg, gg) = try pair(gamma, [c], backend)
-            let (cb, gb) = try pair(beta, [c], backend)
-            for training in [true, false] {
-                let label = "opencl batchnorm \(shape) \(training ? "train" : "eval")"
-                let (cm, gm) = try pair(mean0, [c], backend)
-                let (cv, gv) = try pair(var0, [c], backend)
-                let (cy, gy) = try allocatePair(.float32, shape, backend)
-                let (csm, gsm) = try allocatePair(.float32, [c], backend)
-                let (csi, gsi) = try allocatePair(.float32, [c], backend)
-                try cpu.batchNormForward(
-                    input: cx, gamma: cg, beta: cb, runningMean: cm, runningVar: cv, output: cy,
-                    savedMean: csm, savedInvStd: csi, training: training, momentum: 0.1,
-                    epsilon: 1e-5)
-                try backend.batchNormForward(
-                    input: gx, gamma: gg, beta: gb, runningMean: gm, runningVar: gv, output: gy,
-                    savedMean: gsm, savedInvStd: gsi, training: training, momentum: 0.1,
-                    epsilon: 1e-5)
-                // float statistics against the CPU's double ones: a channel of two close
-                // values loses digits in x - mean, hence 1e-5
-                compare(label + " y", try floats(gy, backend), try floats(cy, cpu), rtol: 1e-5)
-                compare(label + " running mean", try floats(gm, backend), try floats(cm, cpu),
-                        rtol: 1e-5)
-                compare(label + " running var", try floats(gv, backend), try floats(cv, cpu),
-                        rtol: 1e-5)
-                guard training else { continue }
-                compare(label + " saved mean", try floats(gsm, backend), try floats(csm, cpu),
-                        rtol: 1e-5)
-                compare(label + " saved inv std", try floats(gsi, backend),
-                        try floats(csi, cpu), rtol: 1e-5)
+        for (_, backend) in try gpuBackendsOrSkip() {
+            var rng = SplitMix64(seed: 0x0C1_B4)
+            for shape in Self.batchNormShapes {
+                let c = shape[1], count = shape.reduce(1, *)
+                let x = rng.floats(count, -2, 3)
+                let gamma = rng.floats(c, 0.5, 1.5), beta = rng.floats(c)
+                let mean0 = rng.floats(c), var0 = rng.floats(c, 0.5, 2)
+                let (cx, gx) = try pair(x, shape, backend)
+                let (cg, gg) = try pair(gamma, [c], backend)
+                let (cb, gb) = try pair(beta, [c], backend)
+                for training in [true, false] {
+                    let label = "\(backend.deviceName) batchnorm \(shape) "
+                        + (training ? "train" : "eval")
+                    let (cm, gm) = try pair(mean0, [c], backend)
+                    let (cv, gv) = try pair(var0, [c], backend)
+                    let (cy, gy) = try allocatePair(.float32, shape, backend)
+                    let (csm, gsm) = try allocatePair(.float32, [c], backend)
+                    let (csi, gsi) = try allocatePair(.float32, [c], backend)
+                    try cpu.batchNormForward(
+                        input: cx, gamma: cg, beta: cb, runningMean: cm, runningVar: cv, output: cy,
+                        savedMean: csm, savedInvStd: csi, training: training, momentum: 0.1,
+                        epsilon: 1e-5)
+                    try backend.batchNormForward(
+                        input: gx, gamma: gg, beta: gb, runningMean: gm, runningVar: gv, output: gy,
+                        savedMean: gsm, savedInvStd: gsi, training: training, momentum: 0.1,
+                        epsilon: 1e-5)
+                    // float statistics against the CPU's double ones: a channel of two close
+                    // values loses digits in x - mean, hence 1e-5
+                    compare(label + " y", try floats(gy, backend), try floats(cy, cpu), rtol: 1e-5)
+                    compare(label + " running mean", try floats(gm, backend), try floats(cm, cpu),
+                            rtol: 1e-5)
+                    compare(label + " running var", try floats(gv, backend), try floats(cv, cpu),
+                            rtol: 1e-5)
+                    guard training else { continue }
+                    compare(label + " saved mean", try floats(gsm, backend), try floats(csm, cpu),
+                            rtol: 1e-5)
+                    compare(label + " saved inv std", try floats(gsi, backend),
+                            try floats(csi, cpu), rtol: 1e-5)
 
-                // backward from the same saved statistics on both
-                let dy = rng.floats(count)
-                let (cdy, gdy) = try pair(dy, shape, backend)
-                let saved = try floats(csm, cpu), savedInv = try floats(csi, cpu)
-                let (csm2, gsm2) = try pair(saved, [c], backend)
-                let (csi2, gsi2) = try pair(savedInv, [c], backend)
-                for accumulate in [false, true] {
-                    let start = rng.floats(c)
-                    let (cdg, gdg) = try pair(start, [c], backend)
-                    let (cdb, gdb) = try pair(start, [c], backend)
-                    let (cdx, gdx) = try allocatePair(.float32, shape, backend)
-                    try cpu.batchNormBackward(
-                        outputGradient: cdy, input: cx, gamma: cg, savedMean: csm2,
-                        savedInvStd: csi2, inputGradient: cdx, gammaGradient: cdg,
-                        betaGradient: cdb, accumulate: accumulate)
-                    try backend.batchNormBackward(
-                        outputGradient: gdy, input: gx, gamma: gg, savedMean: gsm2,
-                        savedInvStd: gsi2, inputGradient: gdx, gammaGradient: gdg,
-                        betaGradient: gdb, accumulate: accumulate)
-                    let suffix = accumulate ? " (accumulate)" : ""
-                    // dx cancels to rounding noise where a channel has two values (x^ = ±1),
-                    // so it is measured against its terms' size, gamma inv_std |dy|
-                    let terms = zip(gamma, savedInv).map { Double(abs($0 * $1)) }.max()!
-                        * maxAbsolute(dy.map(Double.init))
-                    let dxScale = [Double](repeating: terms, count: count)
-                    let (dxActual, dxExpected) = (try floats(gdx, backend), try floats(cdx, cpu))
-                    reportDifference(label + " dx" + suffix, dxActual.map(Double.init),
-                                     dxExpected.map(Double.init), scale: dxScale)
-                    assertClose(dxActual.map(Double.init), dxExpected.map(Double.init),
-                                scale: dxScale, rtol: 1e-5, label + " dx" + suffix)
-                    compare(label + " dgamma" + suffix, try floats(gdg, backend),
-                            try floats(cdg, cpu), rtol: 1e-5)
-                    compare(label + " dbeta" + suffix, try floats(gdb, backend),
-                            try floats(cdb, cpu), rtol: 1e-5)
+                    // backward from the same saved statistics on both
+                    let dy = rng.floats(count)
+                    let (cdy, gdy) = try pair(dy, shape, backend)
+                    let saved = try floats(csm, cpu), savedInv = try floats(csi, cpu)
+                    let (csm2, gsm2) = try pair(saved, [c], backend)
+                    let (csi2, gsi2) = try pair(savedInv, [c], backend)
+                    for accumulate in [false, true] {
+                        let start = rng.floats(c)
+                        let (cdg, gdg) = try pair(start, [c], backend)
+                        let (cdb, gdb) = try pair(start, [c], backend)
+                        let (cdx, gdx) = try allocatePair(.float32, shape, backend)
+                        try cpu.batchNormBackward(
+                            outputGradient: cdy, input: cx, gamma: cg, savedMean: csm2,
+                            savedInvStd: csi2, inputGradient: cdx, gammaGradient: cdg,
+                            betaGradient: cdb, accumulate: accumulate)
+                        try backend.batchNormBackward(
+                            outputGradient: gdy, input: gx, gamma: gg, savedMean: gsm2,
+                            savedInvStd: gsi2, inputGradient: gdx, gammaGradient: gdg,
+                            betaGradient: gdb, accumulate: accumulate)
+                        let suffix = accumulate ? " (accumulate)" : ""
+                        // dx cancels to rounding noise where a channel has two values (x^ = ±1),
+                        // so it is measured against its terms' size, gamma inv_std |dy|
+                        let terms = zip(gamma, savedInv).map { Double(abs($0 * $1)) }.max()!
+                            * maxAbsolute(dy.map(Double.init))
+                        let dxScale = [Double](repeating: terms, count: count)
+                        let (dxActual, dxExpected) = (try floats(gdx, backend),
+                                                      try floats(cdx, cpu))
+                        reportDifference(label + " dx" + suffix, dxActual.map(Double.init),
+                                         dxExpected.map(Double.init), scale: dxScale)
+                        assertClose(dxActual.map(Double.init), dxExpected.map(Double.init),
+                                    scale: dxScale, rtol: 1e-5, label + " dx" + suffix)
+                        compare(label + " dgamma" + suffix, try floats(gdg, backend),
+                                try floats(cdg, cpu), rtol: 1e-5)
+                        compare(label + " dbeta" + suffix, try floats(gdb, backend),
+                                try floats(cdb, cpu), rtol: 1e-5)
+                    }
                 }
             }
         }
@@ -406,7 +414,7 @@ final class OpenCLParityTests: XCTestCase {
         for (name, backend) in [("fp64", withFP64), ("no-fp64 fallback", withoutFP64)] {
             for shape in Self.batchNormShapes {
                 let c = shape[1], count = shape.reduce(1, *)
-                let label = "opencl \(name) sync-bn \(shape)"
+                let label = "\(name) sync-bn \(shape)"
                 let (cx, gx) = try pair(rng.floats(count, -2, 3), shape, backend)
                 let (cdy, gdy) = try pair(rng.floats(count), shape, backend)
                 let (cm, gm) = try pair(rng.floats(c), [c], backend)
@@ -449,68 +457,71 @@ final class OpenCLParityTests: XCTestCase {
     // MARK: - Element-wise, rows and columns
 
     func testElementwiseOpsMatchCPU() throws {
-        let backend = try openCLBackendOrSkip()
-        var rng = SplitMix64(seed: 0x0C1_E1E)
-        for count in [1, 255, 257, 4099] {
-            let shape = [count]
-            let label = "opencl n\(count)"
-            var xs = rng.floats(count)
-            if count > 3 { xs[1] = 0; xs[2] = .nan }   // relu(0) = relu(NaN) = 0 on the CPU
-            let (cx, gx) = try pair(xs, shape, backend)
-            let (cb, gb) = try pair(rng.floats(count), shape, backend)
+        for (_, backend) in try gpuBackendsOrSkip() {
+            var rng = SplitMix64(seed: 0x0C1_E1E)
+            for count in [1, 255, 257, 4099] {
+                let shape = [count]
+                let label = "\(backend.deviceName) n\(count)"
+                var xs = rng.floats(count)
+                if count > 3 { xs[1] = 0; xs[2] = .nan }   // relu(0) = relu(NaN) = 0 on the CPU
+                let (cx, gx) = try pair(xs, shape, backend)
+                let (cb, gb) = try pair(rng.floats(count), shape, backend)
 
-            let (cy, gy) = try allocatePair(.float32, shape, backend)
-            try cpu.relu(cx, output: cy)
-            try backend.relu(gx, output: gy)
-            XCTAssertEqual(try floats(gy, backend), try floats(cy, cpu), label + " relu")
+                let (cy, gy) = try allocatePair(.float32, shape, backend)
+                try cpu.relu(cx, output: cy)
+                try backend.relu(gx, output: gy)
+                XCTAssertEqual(try floats(gy, backend), try floats(cy, cpu), label + " relu")
 
-            // backward in place: dx aliases dy
-            let dy = rng.floats(count)
-            let (cdy, gdy) = try pair(dy, shape, backend)
-            try cpu.reluBackward(outputGradient: cdy, output: cy, inputGradient: cdy)
-            try backend.reluBackward(outputGradient: gdy, output: gy, inputGradient: gdy)
-            XCTAssertEqual(try floats(gdy, backend), try floats(cdy, cpu), label + " relu backward")
+                // backward in place: dx aliases dy
+                let dy = rng.floats(count)
+                let (cdy, gdy) = try pair(dy, shape, backend)
+                try cpu.reluBackward(outputGradient: cdy, output: cy, inputGradient: cdy)
+                try backend.reluBackward(outputGradient: gdy, output: gy, inputGradient: gdy)
+                XCTAssertEqual(try floats(gdy, backend), try floats(cdy, cpu),
+                               label + " relu backward")
 
-            try cpu.add(cb, cy, output: cy)
-            try backend.add(gb, gy, output: gy)
-            compare(label + " add", try floats(gy, backend), try floats(cy, cpu), rtol: 1e-6)
+                try cpu.add(cb, cy, output: cy)
+                try backend.add(gb, gy, output: gy)
+                compare(label + " add", try floats(gy, backend), try floats(cy, cpu), rtol: 1e-6)
 
-            try cpu.axpy(-0.75, cb, cy)
-            try backend.axpy(-0.75, gb, gy)
-            compare(label + " axpy", try floats(gy, backend), try floats(cy, cpu), rtol: 1e-6)
+                try cpu.axpy(-0.75, cb, cy)
+                try backend.axpy(-0.75, gb, gy)
+                compare(label + " axpy", try floats(gy, backend), try floats(cy, cpu), rtol: 1e-6)
 
-            try cpu.scale(cy, by: 1.25)
-            try backend.scale(gy, by: 1.25)
-            compare(label + " scale", try floats(gy, backend), try floats(cy, cpu), rtol: 1e-6)
+                try cpu.scale(cy, by: 1.25)
+                try backend.scale(gy, by: 1.25)
+                compare(label + " scale", try floats(gy, backend), try floats(cy, cpu), rtol: 1e-6)
 
-            let (cg, gg) = try pair(rng.floats(count), shape, backend)
-            let (cm, gm) = try pair(rng.floats(count), shape, backend)
-            for _ in 0..<2 {
-                try cpu.sgdUpdate(parameter: cy, gradient: cg, momentumBuffer: cm,
-                                  learningRate: 0.1, momentum: 0.9, weightDecay: 5e-4)
-                try backend.sgdUpdate(parameter: gy, gradient: gg, momentumBuffer: gm,
+                let (cg, gg) = try pair(rng.floats(count), shape, backend)
+                let (cm, gm) = try pair(rng.floats(count), shape, backend)
+                for _ in 0..<2 {
+                    try cpu.sgdUpdate(parameter: cy, gradient: cg, momentumBuffer: cm,
                                       learningRate: 0.1, momentum: 0.9, weightDecay: 5e-4)
+                    try backend.sgdUpdate(parameter: gy, gradient: gg, momentumBuffer: gm,
+                                          learningRate: 0.1, momentum: 0.9, weightDecay: 5e-4)
+                }
+                compare(label + " sgd parameter", try floats(gy, backend), try floats(cy, cpu),
+                        rtol: 1e-6)
+                compare(label + " sgd momentum", try floats(gm, backend), try floats(cm, cpu),
+                        rtol: 1e-6)
             }
-            compare(label + " sgd parameter", try floats(gy, backend), try floats(cy, cpu),
-                    rtol: 1e-6)
-            compare(label + " sgd momentum", try floats(gm, backend), try floats(cm, cpu),
-                    rtol: 1e-6)
-        }
 
-        for (rows, columns) in [(1, 1), (3, 17), (129, 5), (2, 300)] {
-            let label = "opencl rows \(rows)x\(columns)"
-            let (cr, gr) = try pair(rng.floats(rows * columns), [rows, columns], backend)
-            let (cbias, gbias) = try pair(rng.floats(columns), [columns], backend)
-            try cpu.addBias(cbias, to: cr)
-            try backend.addBias(gbias, to: gr)
-            compare(label + " bias add", try floats(gr, backend), try floats(cr, cpu), rtol: 1e-6)
-            for accumulate in [false, true] {
-                let start = rng.floats(columns)
-                let (cs, gs) = try pair(start, [columns], backend)
-                try cpu.columnSum(cr, into: cs, accumulate: accumulate)
-                try backend.columnSum(gr, into: gs, accumulate: accumulate)
-                compare(label + " column sum\(accumulate ? " +=" : "")", try floats(gs, backend),
-                        try floats(cs, cpu), rtol: 2e-6)
+            for (rows, columns) in [(1, 1), (3, 17), (129, 5), (2, 300)] {
+                let label = "\(backend.deviceName) rows \(rows)x\(columns)"
+                let (cr, gr) = try pair(rng.floats(rows * columns), [rows, columns], backend)
+                let (cbias, gbias) = try pair(rng.floats(columns), [columns], backend)
+                try cpu.addBias(cbias, to: cr)
+                try backend.addBias(gbias, to: gr)
+                compare(label + " bias add", try floats(gr, backend), try floats(cr, cpu),
+                        rtol: 1e-6)
+                for accumulate in [false, true] {
+                    let start = rng.floats(columns)
+                    let (cs, gs) = try pair(start, [columns], backend)
+                    try cpu.columnSum(cr, into: cs, accumulate: accumulate)
+                    try backend.columnSum(gr, into: gs, accumulate: accumulate)
+                    compare(label + " column sum\(accumulate ? " +=" : "")",
+                            try floats(gs, backend), try floats(cs, cpu), rtol: 2e-6)
+                }
             }
         }
     }
@@ -518,59 +529,61 @@ final class OpenCLParityTests: XCTestCase {
     // MARK: - Pooling and normalisation
 
     func testPoolingMatchesCPU() throws {
-        let backend = try openCLBackendOrSkip()
-        var rng = SplitMix64(seed: 0x0C1_9001)
-        for shape in [[2, 3, 5, 7], [1, 1, 1, 1], [3, 70, 4, 4]] {
-            let label = "opencl pool \(shape)"
-            let (n, c) = (shape[0], shape[1])
-            let (cx, gx) = try pair(rng.floats(shape.reduce(1, *)), shape, backend)
-            let (cy, gy) = try allocatePair(.float32, [n, c], backend)
-            try cpu.globalAveragePool(input: cx, output: cy)
-            try backend.globalAveragePool(input: gx, output: gy)
-            compare(label + " global average", try floats(gy, backend), try floats(cy, cpu),
-                    rtol: 2e-6)
-            let (cdy, gdy) = try pair(rng.floats(n * c), [n, c], backend)
-            let (cdx, gdx) = try allocatePair(.float32, shape, backend)
-            try cpu.globalAveragePoolBackward(outputGradient: cdy, inputGradient: cdx)
-            try backend.globalAveragePoolBackward(outputGradient: gdy, inputGradient: gdx)
-            XCTAssertEqual(try floats(gdx, backend), try floats(cdx, cpu),
-                           label + " global average backward")
-        }
+        for (_, backend) in try gpuBackendsOrSkip() {
+            var rng = SplitMix64(seed: 0x0C1_9001)
+            for shape in [[2, 3, 5, 7], [1, 1, 1, 1], [3, 70, 4, 4]] {
+                let label = "\(backend.deviceName) pool \(shape)"
+                let (n, c) = (shape[0], shape[1])
+                let (cx, gx) = try pair(rng.floats(shape.reduce(1, *)), shape, backend)
+                let (cy, gy) = try allocatePair(.float32, [n, c], backend)
+                try cpu.globalAveragePool(input: cx, output: cy)
+                try backend.globalAveragePool(input: gx, output: gy)
+                compare(label + " global average", try floats(gy, backend), try floats(cy, cpu),
+                        rtol: 2e-6)
+                let (cdy, gdy) = try pair(rng.floats(n * c), [n, c], backend)
+                let (cdx, gdx) = try allocatePair(.float32, shape, backend)
+                try cpu.globalAveragePoolBackward(outputGradient: cdy, inputGradient: cdx)
+                try backend.globalAveragePoolBackward(outputGradient: gdy, inputGradient: gdx)
+                XCTAssertEqual(try floats(gdx, backend), try floats(cdx, cpu),
+                               label + " global average backward")
+            }
 
-        let geometries = [
-            Pool2DGeometry(batch: 2, channels: 3, inHeight: 9, inWidth: 11, kernel: 3, stride: 2,
-                           padding: 1),
-            Pool2DGeometry(batch: 1, channels: 2, inHeight: 6, inWidth: 6, kernel: 2, stride: 2,
-                           padding: 0),
-            Pool2DGeometry(batch: 2, channels: 2, inHeight: 5, inWidth: 4, kernel: 3, stride: 1,
-                           padding: 1),
-            Pool2DGeometry(batch: 1, channels: 1, inHeight: 1, inWidth: 1, kernel: 1, stride: 1,
-                           padding: 0),
-        ]
-        for g in geometries {
-            let label = "opencl max pool \(g.inputShape) k\(g.kernel) s\(g.stride) p\(g.padding)"
-            // a few levels only, so windows hold ties; and one NaN
-            var x = rng.floats(g.inputShape.reduce(1, *)).map { ($0 * 3).rounded() }
-            if x.count > 8 { x[7] = .nan }
-            let (cx, gx) = try pair(x, g.inputShape, backend)
-            let (cy, gy) = try allocatePair(.float32, g.outputShape, backend)
-            let (ca, ga) = try allocatePair(.int32, g.outputShape, backend)
-            try cpu.maxPool2dForward(input: cx, output: cy, argmax: ca, geometry: g)
-            try backend.maxPool2dForward(input: gx, output: gy, argmax: ga, geometry: g)
-            let (yc, yg) = (try floats(cy, cpu), try floats(gy, backend))
-            XCTAssertEqual(yg.map { $0.isNaN ? 1e30 : $0 }, yc.map { $0.isNaN ? 1e30 : $0 },
-                           label + " y")
-            XCTAssertEqual(try int32s(ga, backend), try int32s(ca, cpu), label + " argmax")
+            let geometries = [
+                Pool2DGeometry(batch: 2, channels: 3, inHeight: 9, inWidth: 11,
+                               kernel: 3, stride: 2, padding: 1),
+                Pool2DGeometry(batch: 1, channels: 2, inHeight: 6, inWidth: 6,
+                               kernel: 2, stride: 2, padding: 0),
+                Pool2DGeometry(batch: 2, channels: 2, inHeight: 5, inWidth: 4,
+                               kernel: 3, stride: 1, padding: 1),
+                Pool2DGeometry(batch: 1, channels: 1, inHeight: 1, inWidth: 1,
+                               kernel: 1, stride: 1, padding: 0),
+            ]
+            for g in geometries {
+                let label = "\(backend.deviceName) max pool \(g.inputShape) k\(g.kernel) "
+                    + "s\(g.stride) p\(g.padding)"
+                // a few levels only, so windows hold ties; and one NaN
+                var x = rng.floats(g.inputShape.reduce(1, *)).map { ($0 * 3).rounded() }
+                if x.count > 8 { x[7] = .nan }
+                let (cx, gx) = try pair(x, g.inputShape, backend)
+                let (cy, gy) = try allocatePair(.float32, g.outputShape, backend)
+                let (ca, ga) = try allocatePair(.int32, g.outputShape, backend)
+                try cpu.maxPool2dForward(input: cx, output: cy, argmax: ca, geometry: g)
+                try backend.maxPool2dForward(input: gx, output: gy, argmax: ga, geometry: g)
+                let (yc, yg) = (try floats(cy, cpu), try floats(gy, backend))
+                XCTAssertEqual(yg.map { $0.isNaN ? 1e30 : $0 }, yc.map { $0.isNaN ? 1e30 : $0 },
+                               label + " y")
+                XCTAssertEqual(try int32s(ga, backend), try int32s(ca, cpu), label + " argmax")
 
-            let dy = rng.floats(g.outputShape.reduce(1, *))
-            let (cdy, gdy) = try pair(dy, g.outputShape, backend)
-            let (cdx, gdx) = try allocatePair(.float32, g.inputShape, backend)
-            try cpu.maxPool2dBackward(outputGradient: cdy, argmax: ca, inputGradient: cdx,
-                                      geometry: g)
-            try backend.maxPool2dBackward(outputGradient: gdy, argmax: ga, inputGradient: gdx,
+                let dy = rng.floats(g.outputShape.reduce(1, *))
+                let (cdy, gdy) = try pair(dy, g.outputShape, backend)
+                let (cdx, gdx) = try allocatePair(.float32, g.inputShape, backend)
+                try cpu.maxPool2dBackward(outputGradient: cdy, argmax: ca, inputGradient: cdx,
                                           geometry: g)
-            // the same additions in the same order: equal, not just close
-            XCTAssertEqual(try floats(gdx, backend), try floats(cdx, cpu), label + " backward")
+                try backend.maxPool2dBackward(outputGradient: gdy, argmax: ga, inputGradient: gdx,
+                                              geometry: g)
+                // the same additions in the same order: equal, not just close
+                XCTAssertEqual(try floats(gdx, backend), try floats(cdx, cpu), label + " backward")
+            }
         }
     }
 
@@ -581,32 +594,33 @@ final class OpenCLParityTests: XCTestCase {
     }
 
     func testL2NormalizeMatchesCPU() throws {
-        let backend = try openCLBackendOrSkip()
-        var rng = SplitMix64(seed: 0x0C1_12)
-        for (rows, columns) in [(1, 1), (4, 7), (3, 65), (5, 1000)] {
-            let label = "opencl l2 \(rows)x\(columns)"
-            var u = rng.floats(rows * columns)
-            for j in 0..<columns { u[j] = 0 }   // row 0 has norm 0: clamped to eps
-            let (cu, gu) = try pair(u, [rows, columns], backend)
-            let (cz, gz) = try allocatePair(.float32, [rows, columns], backend)
-            let (cn, gn) = try allocatePair(.float32, [rows], backend)
-            try cpu.l2NormalizeRows(input: cu, output: cz, norms: cn, epsilon: 1e-12)
-            try backend.l2NormalizeRows(input: gu, output: gz, norms: gn, epsilon: 1e-12)
-            compare(label + " z", try floats(gz, backend), try floats(cz, cpu), rtol: 2e-6)
-            compare(label + " norms", try floats(gn, backend), try floats(cn, cpu), rtol: 2e-6)
+        for (_, backend) in try gpuBackendsOrSkip() {
+            var rng = SplitMix64(seed: 0x0C1_12)
+            for (rows, columns) in [(1, 1), (4, 7), (3, 65), (5, 1000)] {
+                let label = "\(backend.deviceName) l2 \(rows)x\(columns)"
+                var u = rng.floats(rows * columns)
+                for j in 0..<columns { u[j] = 0 }   // row 0 has norm 0: clamped to eps
+                let (cu, gu) = try pair(u, [rows, columns], backend)
+                let (cz, gz) = try allocatePair(.float32, [rows, columns], backend)
+                let (cn, gn) = try allocatePair(.float32, [rows], backend)
+                try cpu.l2NormalizeRows(input: cu, output: cz, norms: cn, epsilon: 1e-12)
+                try backend.l2NormalizeRows(input: gu, output: gz, norms: gn, epsilon: 1e-12)
+                compare(label + " z", try floats(gz, backend), try floats(cz, cpu), rtol: 2e-6)
+                compare(label + " norms", try floats(gn, backend), try floats(cn, cpu), rtol: 2e-6)
 
-            let (cdz, gdz) = try pair(rng.floats(rows * columns), [rows, columns], backend)
-            let (cdu, gdu) = try allocatePair(.float32, [rows, columns], backend)
-            try cpu.l2NormalizeRowsBackward(
-                outputGradient: cdz, output: cz, norms: cn, inputGradient: cdu, epsilon: 1e-12)
-            try backend.l2NormalizeRowsBackward(
-                outputGradient: gdz, output: gz, norms: gn, inputGradient: gdu, epsilon: 1e-12)
-            // row by row: the clamped row is g / eps, 12 orders above the others
-            let (actual, expected) = (try floats(gdu, backend), try floats(cdu, cpu))
-            for row in 0..<rows {
-                let slice = (row * columns)..<((row + 1) * columns)
-                compare(label + " du row \(row)", Array(actual[slice]), Array(expected[slice]),
-                        rtol: 1e-5)
+                let (cdz, gdz) = try pair(rng.floats(rows * columns), [rows, columns], backend)
+                let (cdu, gdu) = try allocatePair(.float32, [rows, columns], backend)
+                try cpu.l2NormalizeRowsBackward(
+                    outputGradient: cdz, output: cz, norms: cn, inputGradient: cdu, epsilon: 1e-12)
+                try backend.l2NormalizeRowsBackward(
+                    outputGradient: gdz, output: gz, norms: gn, inputGradient: gdu, epsilon: 1e-12)
+                // row by row: the clamped row is g / eps, 12 orders above the others
+                let (actual, expected) = (try floats(gdu, backend), try floats(cdu, cpu))
+                for row in 0..<rows {
+                    let slice = (row * columns)..<((row + 1) * columns)
+                    compare(label + " du row \(row)", Array(actual[slice]), Array(expected[slice]),
+                            rtol: 1e-5)
+                }
             }
         }
     }
@@ -614,25 +628,26 @@ final class OpenCLParityTests: XCTestCase {
     // MARK: - Argument checks
 
     func testShapesAndDevicesAreCheckedBeforeWork() throws {
-        let backend = try openCLBackendOrSkip()
-        let a = try backend.zeros(.float32, [3, 4])
-        let b = try backend.zeros(.float32, [5, 6])
-        assertThrowsBackendError(
-            "gemm 3x4 by 5x6", { try backend.gemm(a, transposeA: false, b, transposeB: false,
-                                                  into: a, alpha: 1, beta: 0) },
-            where: \.isShapeMismatch)
-        let host = try cpu.zeros(.float32, [3, 4])
-        assertThrowsBackendError(
-            "a CPU tensor on OpenCL", { try backend.add(a, host, output: a) },
-            where: \.isInvalidArgument)
-        let g = Conv2DGeometry(batch: 1, inChannels: 2, inHeight: 4, inWidth: 4, outChannels: 3,
-                               kernel: 3, padding: 1)
-        let x = try backend.zeros(.float32, g.inputShape)
-        let badWeight = try backend.zeros(.float32, [3, 2, 2, 2])
-        let y = try backend.zeros(.float32, g.outputShape)
-        assertThrowsBackendError(
-            "conv weight shape", { try backend.conv2dForward(input: x, weight: badWeight,
-                                                             output: y, geometry: g) },
-            where: \.isShapeMismatch)
+        for (_, backend) in try gpuBackendsOrSkip() {
+            let a = try backend.zeros(.float32, [3, 4])
+            let b = try backend.zeros(.float32, [5, 6])
+            assertThrowsBackendError(
+                "gemm 3x4 by 5x6", { try backend.gemm(a, transposeA: false, b, transposeB: false,
+                                                      into: a, alpha: 1, beta: 0) },
+                where: \.isShapeMismatch)
+            let host = try cpu.zeros(.float32, [3, 4])
+            assertThrowsBackendError(
+                "a CPU tensor on OpenCL", { try backend.add(a, host, output: a) },
+                where: \.isInvalidArgument)
+            let g = Conv2DGeometry(batch: 1, inChannels: 2, inHeight: 4, inWidth: 4, outChannels: 3,
+                                   kernel: 3, padding: 1)
+            let x = try backend.zeros(.float32, g.inputShape)
+            let badWeight = try backend.zeros(.float32, [3, 2, 2, 2])
+            let y = try backend.zeros(.float32, g.outputShape)
+            assertThrowsBackendError(
+                "conv weight shape", { try backend.conv2dForward(input: x, weight: badWeight,
+                                                                 output: y, geometry: g) },
+                where: \.isShapeMismatch)
+        }
     }
 }

@@ -40,27 +40,29 @@ final class OpenCLSmokeTests: XCTestCase {
     func testTinyGemmIsExact() throws {
         let context = try contextOrSkip()
         defer { cim_opencl_context_destroy(context) }
+        let gpu = cim_opencl_context_gpu(context)
         // [1 2 3; 4 5 6] times [1 0; 0 1; 1 1], small integers: exact in fp32
         let a: [Float] = [1, 2, 3, 4, 5, 6], b: [Float] = [1, 0, 0, 1, 1, 1]
         var c: [Float] = [10, 20, 30, 40]
         var buffers: [OpaquePointer?] = [nil, nil, nil]
         for i in 0..<3 {
-            XCTAssertEqual(cim_opencl_buffer_create(context, 24, &buffers[i]), CIM_OK)
+            XCTAssertEqual(cim_gpu_buffer_create(gpu, 24, &buffers[i]), CIM_OK)
         }
-        defer { buffers.forEach { cim_opencl_buffer_destroy($0) } }
-        XCTAssertEqual(cim_opencl_write(context, buffers[0], a, 24), CIM_OK)
-        XCTAssertEqual(cim_opencl_write(context, buffers[1], b, 24), CIM_OK)
-        XCTAssertEqual(cim_opencl_write(context, buffers[2], c, 16), CIM_OK)
-        XCTAssertEqual(cim_opencl_gemm_f32(
-            context, CIM_NO_TRANSPOSE, CIM_NO_TRANSPOSE, 2, 2, 3, 1, buffers[0], 3, buffers[1], 2,
+        defer { buffers.forEach { cim_gpu_buffer_destroy(gpu, $0) } }
+        XCTAssertEqual(cim_gpu_write(gpu, buffers[0], a, 24), CIM_OK)
+        XCTAssertEqual(cim_gpu_write(gpu, buffers[1], b, 24), CIM_OK)
+        XCTAssertEqual(cim_gpu_write(gpu, buffers[2], c, 16), CIM_OK)
+        XCTAssertEqual(cim_gpu_gemm_f32(
+            gpu, CIM_NO_TRANSPOSE, CIM_NO_TRANSPOSE, 2, 2, 3, 1, buffers[0], 3, buffers[1], 2,
             1, buffers[2], 2), CIM_OK, String(cString: cim_last_error()))
-        XCTAssertEqual(cim_opencl_read(context, buffers[2], &c, 16), CIM_OK)
+        XCTAssertEqual(cim_gpu_read(gpu, buffers[2], &c, 16), CIM_OK)
         XCTAssertEqual(c, [14, 25, 40, 51])
     }
 
     func testErrorsNameTheFailingCall() throws {
         let context = try contextOrSkip()
         defer { cim_opencl_context_destroy(context) }
+        let gpu = cim_opencl_context_gpu(context)
 
         var other: OpaquePointer? = nil
         XCTAssertEqual(cim_opencl_context_create(9999, nil, 0, &other), CIM_ERROR_UNAVAILABLE)
@@ -70,10 +72,10 @@ final class OpenCLSmokeTests: XCTestCase {
 
         // reading more than the buffer holds: the driver refuses, CK_CL reports it
         var buffer: OpaquePointer? = nil
-        XCTAssertEqual(cim_opencl_buffer_create(context, 16, &buffer), CIM_OK)
-        defer { cim_opencl_buffer_destroy(buffer) }
+        XCTAssertEqual(cim_gpu_buffer_create(gpu, 16, &buffer), CIM_OK)
+        defer { cim_gpu_buffer_destroy(gpu, buffer) }
         var host = [Float](repeating: 0, count: 64)
-        XCTAssertEqual(cim_opencl_read(context, buffer, &host, 256), CIM_ERROR_INTERNAL)
+        XCTAssertEqual(cim_gpu_read(gpu, buffer, &host, 256), CIM_ERROR_INTERNAL)
         let message = String(cString: cim_last_error())
         XCTAssertTrue(message.contains("clEnqueueReadBuffer("), message)
         XCTAssertTrue(message.contains("CL_INVALID_VALUE (-30)"), message)

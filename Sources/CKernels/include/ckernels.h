@@ -327,15 +327,130 @@ const cim_kernel_source *cim_kernel_sources(int *count);
 const cim_kernel_source *cim_kernel_source_named(const char *name);
 
 /* ---------------------------------------------------------------------------------------- */
-/* OpenCL (opencl_loader.c, opencl_context.c, opencl_ops.c)                                 */
+/* GPU devices: memory and ops, the same for OpenCL and CUDA (gpu_ops.c)                     */
+/*                                                                                          */
+/* A cim_gpu is the device-independent side of an OpenCL or a CUDA context (see their      */
+/* sections below for opening one). It may be used by one thread at a time. Ops are queued */
+/* on the device's one in-order queue (stream) and return at once; cim_gpu_finish waits,    */
+/* and reads wait for what precedes them. The op entry points take the same sizes and flags */
+/* as the cim_cpu_* ones above, with buffers in place of pointers.                          */
+
+typedef struct cim_gpu cim_gpu;
+
+/* The device's name, and whether it runs the float64 ops. */
+const char *cim_gpu_device_name(const cim_gpu *gpu);
+int cim_gpu_has_fp64(const cim_gpu *gpu);
+
+/* Which of gemm.cl's kernels run where no vendor GEMM does (cim_opencl_context_set_gemm). */
+typedef enum cim_gpu_gemm_kernels {
+    CIM_GPU_GEMM_TILED = 1,
+    CIM_GPU_GEMM_CPU = 2,
+} cim_gpu_gemm_kernels;
+
+/* Bytes of scratch memory a convolution pass may use for its patch matrices (default
+ * 128 MiB); smaller limits take fewer images per pass. Tests set it low to make several
+ * passes. At least one image is taken per pass, whatever the limit. */
+cim_status cim_gpu_set_conv_scratch_limit(cim_gpu *gpu, size_t bytes);
+
+/* Bytes of scratch device memory the context holds now. */
+size_t cim_gpu_workspace_bytes(const cim_gpu *gpu);
+
+/* Device memory; a buffer must be destroyed before its context. */
+typedef struct cim_gpu_buffer cim_gpu_buffer;
+
+cim_status cim_gpu_buffer_create(cim_gpu *gpu, size_t bytes, cim_gpu_buffer **out_buffer);
+void cim_gpu_buffer_destroy(cim_gpu *gpu, cim_gpu_buffer *buffer);
+/* Blocking copies between host and device; offsets are 0, sizes in bytes. */
+cim_status cim_gpu_write(cim_gpu *gpu, cim_gpu_buffer *buffer, const void *source,
+                         size_t bytes);
+cim_status cim_gpu_read(cim_gpu *gpu, cim_gpu_buffer *buffer, void *destination,
+                        size_t bytes);
+cim_status cim_gpu_copy(cim_gpu *gpu, cim_gpu_buffer *source, cim_gpu_buffer *destination,
+                        size_t bytes);
+/* The first `bytes` of buffer set to repetitions of a 1, 2, 4 or 8-byte pattern. */
+cim_status cim_gpu_fill(cim_gpu *gpu, cim_gpu_buffer *buffer, const void *pattern,
+                        size_t pattern_bytes, size_t bytes);
+cim_status cim_gpu_finish(cim_gpu *gpu);
+
+typedef cim_gpu_buffer cim_gpubuf;   /* shorthand for the op signatures below */
+
+cim_status cim_gpu_gemm_f32(cim_gpu *gpu, cim_transpose trans_a, cim_transpose trans_b, int m,
+                            int n, int k, float alpha, cim_gpubuf *a, int lda, cim_gpubuf *b,
+                            int ldb, float beta, cim_gpubuf *c, int ldc);
+/* CIM_ERROR_UNAVAILABLE on a device without fp64, as every fp64 op. */
+cim_status cim_gpu_gemm_f64(cim_gpu *gpu, cim_transpose trans_a, cim_transpose trans_b, int m,
+                            int n, int k, double alpha, cim_gpubuf *a, int lda, cim_gpubuf *b,
+                            int ldb, double beta, cim_gpubuf *c, int ldc);
+
+cim_status cim_gpu_conv2d_forward(cim_gpu *gpu, const cim_conv2d_shape *shape, cim_gpubuf *x,
+                                  cim_gpubuf *w, cim_gpubuf *y);
+cim_status cim_gpu_conv2d_backward_data(cim_gpu *gpu, const cim_conv2d_shape *shape, cim_gpubuf *dy,
+                                        cim_gpubuf *w, cim_gpubuf *dx);
+cim_status cim_gpu_conv2d_backward_filter(cim_gpu *gpu, const cim_conv2d_shape *shape,
+                                          cim_gpubuf *x, cim_gpubuf *dy, cim_gpubuf *dw,
+                                          int accumulate);
+
+/* Waits for the factorisation (to report a failing matrix before anything is written). */
+cim_status cim_gpu_logdet_spd_f64(cim_gpu *gpu, int batch, int n, cim_gpubuf *a, cim_gpubuf *logdet,
+                                  cim_gpubuf *inverse, int *failed_index);
+
+cim_status cim_gpu_batchnorm_forward(cim_gpu *gpu, int N, int C, int L, cim_gpubuf *x,
+                                     cim_gpubuf *gamma, cim_gpubuf *beta, cim_gpubuf *running_mean,
+                                     cim_gpubuf *running_var, cim_gpubuf *y, cim_gpubuf *saved_mean,
+                                     cim_gpubuf *saved_inv_std, int training, float momentum,
+                                     float eps);
+cim_status cim_gpu_batchnorm_backward(cim_gpu *gpu, int N, int C, int L, cim_gpubuf *dy,
+                                      cim_gpubuf *x, cim_gpubuf *gamma, cim_gpubuf *saved_mean,
+                                      cim_gpubuf *saved_inv_std, cim_gpubuf *dx, cim_gpubuf *dgamma,
+                                      cim_gpubuf *dbeta, int accumulate);
+/* Synchronised batch norm pieces; sums are float64 (fp64 devices only), coefficients
+ * [3, C] float32 (a, b, d). */
+cim_status cim_gpu_channel_sums(cim_gpu *gpu, int N, int C, int L, cim_gpubuf *x,
+                                cim_gpubuf *center, cim_gpubuf *sums);
+cim_status cim_gpu_channel_affine(cim_gpu *gpu, int N, int C, int L, cim_gpubuf *x,
+                                  cim_gpubuf *scale, cim_gpubuf *shift, cim_gpubuf *y);
+cim_status cim_gpu_batchnorm_backward_sums(cim_gpu *gpu, int N, int C, int L, cim_gpubuf *dy,
+                                           cim_gpubuf *x, cim_gpubuf *mean, cim_gpubuf *sums);
+cim_status cim_gpu_batchnorm_backward_apply(cim_gpu *gpu, int N, int C, int L, cim_gpubuf *dy,
+                                            cim_gpubuf *x, cim_gpubuf *mean,
+                                            cim_gpubuf *coefficients, cim_gpubuf *dx);
+
+cim_status cim_gpu_relu_forward(cim_gpu *gpu, long count, cim_gpubuf *x, cim_gpubuf *y);
+cim_status cim_gpu_relu_backward(cim_gpu *gpu, long count, cim_gpubuf *dy, cim_gpubuf *y,
+                                 cim_gpubuf *dx);
+cim_status cim_gpu_add(cim_gpu *gpu, long count, cim_gpubuf *a, cim_gpubuf *b, cim_gpubuf *y);
+cim_status cim_gpu_axpy(cim_gpu *gpu, long count, float alpha, cim_gpubuf *x, cim_gpubuf *y);
+cim_status cim_gpu_scale(cim_gpu *gpu, long count, float alpha, cim_gpubuf *y);
+cim_status cim_gpu_bias_add(cim_gpu *gpu, int rows, int columns, cim_gpubuf *bias, cim_gpubuf *y);
+cim_status cim_gpu_column_sum(cim_gpu *gpu, int rows, int columns, cim_gpubuf *y, cim_gpubuf *sums,
+                              int accumulate);
+
+cim_status cim_gpu_global_avg_pool_forward(cim_gpu *gpu, int N, int C, int L, cim_gpubuf *x,
+                                           cim_gpubuf *y);
+cim_status cim_gpu_global_avg_pool_backward(cim_gpu *gpu, int N, int C, int L, cim_gpubuf *dy,
+                                            cim_gpubuf *dx);
+cim_status cim_gpu_max_pool2d_forward(cim_gpu *gpu, const cim_pool2d_shape *shape, cim_gpubuf *x,
+                                      cim_gpubuf *y, cim_gpubuf *argmax);
+cim_status cim_gpu_max_pool2d_backward(cim_gpu *gpu, const cim_pool2d_shape *shape, cim_gpubuf *dy,
+                                       cim_gpubuf *argmax, cim_gpubuf *dx);
+
+cim_status cim_gpu_l2_normalize_forward(cim_gpu *gpu, int rows, int columns, float eps,
+                                        cim_gpubuf *u, cim_gpubuf *z, cim_gpubuf *norms);
+cim_status cim_gpu_l2_normalize_backward(cim_gpu *gpu, int rows, int columns, float eps,
+                                         cim_gpubuf *dz, cim_gpubuf *z, cim_gpubuf *norms,
+                                         cim_gpubuf *du);
+
+cim_status cim_gpu_sgd_update(cim_gpu *gpu, long count, float lr, float momentum,
+                              float weight_decay, cim_gpubuf *theta, cim_gpubuf *g,
+                              cim_gpubuf *buf);
+
+/* ---------------------------------------------------------------------------------------- */
+/* OpenCL (opencl_loader.c, opencl_context.c; the ops are the cim_gpu_* ones above)        */
 /*                                                                                          */
 /* libOpenCL.so.1 is opened at run time; nothing here needs OpenCL at build time. Devices    */
 /* are numbered across platforms, platform-major: that index is the N of --device opencl:N. */
 /* A context owns one device's queue, its built programs (cached on disk) and the scratch   */
-/* memory convolution and log-det reuse; it may be used by one thread at a time. Ops are    */
-/* queued and return at once; cim_opencl_finish waits, and reads wait for what precedes.    */
-/* The op entry points take the same sizes and flags as the cim_cpu_* ones above, with     */
-/* buffers in place of pointers.                                                            */
+/* memory convolution and log-det reuse; it may be used by one thread at a time.           */
 
 /* Opens the first loadable library of a NULL-terminated list and resolves the entry
  * points. Done once per process: later calls report the library already open. */
@@ -370,20 +485,23 @@ enum {
  * (NULL: $XDG_CACHE_HOME/cim-train/opencl, else ~/.cache/cim-train/opencl; "": no cache). */
 cim_status cim_opencl_context_create(int index, const char *cache_dir, int flags,
                                      cim_opencl_context **out_context);
+/* Destroys the context and every buffer still allocated from it. */
 void cim_opencl_context_destroy(cim_opencl_context *context);
+/* The device-independent side of the context, for memory and the cim_gpu_* ops. */
+cim_gpu *cim_opencl_context_gpu(cim_opencl_context *context);
 const cim_opencl_device_info *cim_opencl_context_device(const cim_opencl_context *context);
 
 /* What the program cache did while this context was created. */
-typedef struct cim_opencl_cache_stats {
+typedef struct cim_program_cache_stats {
     int loaded;            /* programs taken from the cache */
     int built;             /* programs compiled from source */
     int corrupt;           /* cache entries that were unreadable or rejected and rebuilt */
     int saved;             /* entries written */
     char directory[1024];  /* "" when caching is off */
-} cim_opencl_cache_stats;
+} cim_program_cache_stats;
 
 void cim_opencl_context_cache_stats(const cim_opencl_context *context,
-                                    cim_opencl_cache_stats *out_stats);
+                                    cim_program_cache_stats *out_stats);
 
 /* Which GEMM kernels run (convolution and log-det use them too). TILED is the portable
  * kernel shared with CUDA (work-groups of 16 x 16, shared-memory tiles: the GPU kernel);
@@ -397,129 +515,84 @@ typedef enum cim_opencl_gemm {
 
 cim_status cim_opencl_context_set_gemm(cim_opencl_context *context, cim_opencl_gemm gemm);
 
-/* Bytes of scratch memory a convolution pass may use for its patch matrices (default
- * 128 MiB); smaller limits take fewer images per pass. Tests set it low to make several
- * passes. At least one image is taken per pass, whatever the limit. */
-cim_status cim_opencl_context_set_conv_scratch_limit(cim_opencl_context *context,
-                                                     size_t bytes);
-
 /* Compiles `source` after the OpenCL prelude and common.cl with the float32 program's
  * options and `options` (may be NULL), and discards it:
  * for tests of the error path. A compile error's message carries the driver's build log. */
 cim_status cim_opencl_build_check(cim_opencl_context *context, const char *name,
                                   const char *source, const char *options);
 
-/* Bytes of scratch device memory the context holds now. */
-size_t cim_opencl_context_workspace_bytes(const cim_opencl_context *context);
+/* ---------------------------------------------------------------------------------------- */
+/* CUDA (cuda_loader.c, cuda_context.c; the ops are the cim_gpu_* ones above)                */
+/*                                                                                          */
+/* The driver (libcuda.so.1), NVRTC (libnvrtc.so.12 or .13) and cuBLAS (libcublas.so.12 or  */
+/* .13) are opened at run time; nothing here needs CUDA at build time. Devices are numbered */
+/* as the driver numbers them (CUDA_VISIBLE_DEVICES applies): the N of --device cuda:N. A   */
+/* context owns one device's primary context, a stream, the kernels of kernels/ compiled by */
+/* NVRTC for the device's architecture (cached on disk), a cuBLAS handle and the scratch    */
+/* memory convolution and log-det reuse; it may be used by one thread at a time.            */
 
-/* Device memory. A buffer may outlive its context (OpenCL keeps the context alive). */
-typedef struct cim_opencl_buffer cim_opencl_buffer;
+typedef enum cim_cuda_library {
+    CIM_CUDA_LIBRARY_DRIVER = 0,
+    CIM_CUDA_LIBRARY_NVRTC = 1,
+    CIM_CUDA_LIBRARY_CUBLAS = 2,
+} cim_cuda_library;
 
-cim_status cim_opencl_buffer_create(cim_opencl_context *context, size_t bytes,
-                                    cim_opencl_buffer **out_buffer);
-void cim_opencl_buffer_destroy(cim_opencl_buffer *buffer);
-/* Blocking copies between host and device; offsets are 0, sizes in bytes. */
-cim_status cim_opencl_write(cim_opencl_context *context, cim_opencl_buffer *buffer,
-                            const void *source, size_t bytes);
-cim_status cim_opencl_read(cim_opencl_context *context, cim_opencl_buffer *buffer,
-                           void *destination, size_t bytes);
-cim_status cim_opencl_copy(cim_opencl_context *context, cim_opencl_buffer *source,
-                           cim_opencl_buffer *destination, size_t bytes);
-/* The first `bytes` of buffer set to repetitions of a 1, 2, 4 or 8-byte pattern. */
-cim_status cim_opencl_fill(cim_opencl_context *context, cim_opencl_buffer *buffer,
-                           const void *pattern, size_t pattern_bytes, size_t bytes);
-cim_status cim_opencl_finish(cim_opencl_context *context);
+/* Opens the first loadable library of a NULL-terminated list and resolves the entry points
+ * cim-train calls. Done once per library and process: later calls report the one open. */
+cim_status cim_cuda_load(cim_cuda_library library, const char *const *names,
+                         const char **out_loaded);
 
-typedef cim_opencl_buffer cim_clbuf;   /* shorthand for the op signatures below */
+typedef struct cim_cuda_device_info {
+    int index;                        /* N of cuda:N */
+    char name[256];
+    int major, minor;                 /* compute capability: 9, 0 for sm_90 */
+    int multiprocessors;
+    size_t memory_bytes;
+    int driver_version;               /* 12040 for CUDA 12.4 */
+} cim_cuda_device_info;
 
-cim_status cim_opencl_gemm_f32(cim_opencl_context *context, cim_transpose trans_a,
-                               cim_transpose trans_b, int m, int n, int k, float alpha,
-                               cim_clbuf *a, int lda, cim_clbuf *b, int ldb, float beta,
-                               cim_clbuf *c, int ldc);
-/* CIM_ERROR_UNAVAILABLE on a device without fp64, as every fp64 op. */
-cim_status cim_opencl_gemm_f64(cim_opencl_context *context, cim_transpose trans_a,
-                               cim_transpose trans_b, int m, int n, int k, double alpha,
-                               cim_clbuf *a, int lda, cim_clbuf *b, int ldb, double beta,
-                               cim_clbuf *c, int ldc);
+/* Devices the driver reports (needs the driver loaded; initialises it). A driver without a
+ * usable GPU gives 0 devices, not an error. */
+cim_status cim_cuda_device_count(int *out_count);
+cim_status cim_cuda_device_info_get(int index, cim_cuda_device_info *out_info);
 
-cim_status cim_opencl_conv2d_forward(cim_opencl_context *context,
-                                     const cim_conv2d_shape *shape, cim_clbuf *x,
-                                     cim_clbuf *w, cim_clbuf *y);
-cim_status cim_opencl_conv2d_backward_data(cim_opencl_context *context,
-                                           const cim_conv2d_shape *shape, cim_clbuf *dy,
-                                           cim_clbuf *w, cim_clbuf *dx);
-cim_status cim_opencl_conv2d_backward_filter(cim_opencl_context *context,
-                                             const cim_conv2d_shape *shape, cim_clbuf *x,
-                                             cim_clbuf *dy, cim_clbuf *dw, int accumulate);
+/* NVRTC's version (needs NVRTC loaded). */
+cim_status cim_nvrtc_version(int *out_major, int *out_minor);
 
-/* Waits for the factorisation (to report a failing matrix before anything is written). */
-cim_status cim_opencl_logdet_spd_f64(cim_opencl_context *context, int batch, int n,
-                                     cim_clbuf *a, cim_clbuf *logdet, cim_clbuf *inverse,
-                                     int *failed_index);
+/* Compiles program `program` (0: float32, 1: float64; gpu_internal.h lists their files) for
+ * compute capability `architecture` (80 for sm_80) through the cache in cache_dir (NULL:
+ * $XDG_CACHE_HOME/cim-train/cuda, else ~/.cache/cim-train/cuda; "": no cache) and discards
+ * the image. Needs NVRTC only, no GPU: CI compiles every kernel this way. *out_from_cache
+ * says whether the image came from the cache, *out_bytes its size. A compile error's
+ * message carries NVRTC's log. */
+cim_status cim_nvrtc_build_program(int program, int architecture, const char *cache_dir,
+                                   int *out_from_cache, size_t *out_bytes);
 
-cim_status cim_opencl_batchnorm_forward(cim_opencl_context *context, int N, int C, int L,
-                                        cim_clbuf *x, cim_clbuf *gamma, cim_clbuf *beta,
-                                        cim_clbuf *running_mean, cim_clbuf *running_var,
-                                        cim_clbuf *y, cim_clbuf *saved_mean,
-                                        cim_clbuf *saved_inv_std, int training,
-                                        float momentum, float eps);
-cim_status cim_opencl_batchnorm_backward(cim_opencl_context *context, int N, int C, int L,
-                                         cim_clbuf *dy, cim_clbuf *x, cim_clbuf *gamma,
-                                         cim_clbuf *saved_mean, cim_clbuf *saved_inv_std,
-                                         cim_clbuf *dx, cim_clbuf *dgamma, cim_clbuf *dbeta,
-                                         int accumulate);
-/* Synchronised batch norm pieces; sums are float64 (fp64 devices only), coefficients
- * [3, C] float32 (a, b, d). */
-cim_status cim_opencl_channel_sums(cim_opencl_context *context, int N, int C, int L,
-                                   cim_clbuf *x, cim_clbuf *center, cim_clbuf *sums);
-cim_status cim_opencl_channel_affine(cim_opencl_context *context, int N, int C, int L,
-                                     cim_clbuf *x, cim_clbuf *scale, cim_clbuf *shift,
-                                     cim_clbuf *y);
-cim_status cim_opencl_batchnorm_backward_sums(cim_opencl_context *context, int N, int C,
-                                              int L, cim_clbuf *dy, cim_clbuf *x,
-                                              cim_clbuf *mean, cim_clbuf *sums);
-cim_status cim_opencl_batchnorm_backward_apply(cim_opencl_context *context, int N, int C,
-                                               int L, cim_clbuf *dy, cim_clbuf *x,
-                                               cim_clbuf *mean, cim_clbuf *coefficients,
-                                               cim_clbuf *dx);
+typedef struct cim_cuda_context cim_cuda_context;
 
-cim_status cim_opencl_relu_forward(cim_opencl_context *context, long count, cim_clbuf *x,
-                                   cim_clbuf *y);
-cim_status cim_opencl_relu_backward(cim_opencl_context *context, long count, cim_clbuf *dy,
-                                    cim_clbuf *y, cim_clbuf *dx);
-cim_status cim_opencl_add(cim_opencl_context *context, long count, cim_clbuf *a,
-                          cim_clbuf *b, cim_clbuf *y);
-cim_status cim_opencl_axpy(cim_opencl_context *context, long count, float alpha,
-                           cim_clbuf *x, cim_clbuf *y);
-cim_status cim_opencl_scale(cim_opencl_context *context, long count, float alpha,
-                            cim_clbuf *y);
-cim_status cim_opencl_bias_add(cim_opencl_context *context, int rows, int columns,
-                               cim_clbuf *bias, cim_clbuf *y);
-cim_status cim_opencl_column_sum(cim_opencl_context *context, int rows, int columns,
-                                 cim_clbuf *y, cim_clbuf *sums, int accumulate);
+/* Flags of cim_cuda_context_create. */
+enum {
+    /* float32 GEMMs (and so convolutions) in cuBLAS on tensor cores with TF32 inputs: faster
+     * on sm_80 and later, about 1e-3 relative error, no longer the CPU's result */
+    CIM_CUDA_TF32 = 1,
+    /* gemm.cl's tiled kernel in place of cuBLAS, for tests and when cuBLAS is missing */
+    CIM_CUDA_NO_CUBLAS = 2,
+};
 
-cim_status cim_opencl_global_avg_pool_forward(cim_opencl_context *context, int N, int C,
-                                              int L, cim_clbuf *x, cim_clbuf *y);
-cim_status cim_opencl_global_avg_pool_backward(cim_opencl_context *context, int N, int C,
-                                               int L, cim_clbuf *dy, cim_clbuf *dx);
-cim_status cim_opencl_max_pool2d_forward(cim_opencl_context *context,
-                                         const cim_pool2d_shape *shape, cim_clbuf *x,
-                                         cim_clbuf *y, cim_clbuf *argmax);
-cim_status cim_opencl_max_pool2d_backward(cim_opencl_context *context,
-                                          const cim_pool2d_shape *shape, cim_clbuf *dy,
-                                          cim_clbuf *argmax, cim_clbuf *dx);
-
-cim_status cim_opencl_l2_normalize_forward(cim_opencl_context *context, int rows,
-                                           int columns, float eps, cim_clbuf *u,
-                                           cim_clbuf *z, cim_clbuf *norms);
-cim_status cim_opencl_l2_normalize_backward(cim_opencl_context *context, int rows,
-                                            int columns, float eps, cim_clbuf *dz,
-                                            cim_clbuf *z, cim_clbuf *norms, cim_clbuf *du);
-
-cim_status cim_opencl_sgd_update(cim_opencl_context *context, long count, float lr,
-                                 float momentum, float weight_decay, cim_clbuf *theta,
-                                 cim_clbuf *g, cim_clbuf *buf);
-
+/* Opens device `index`: its primary context, a stream, cuBLAS (unless CIM_CUDA_NO_CUBLAS)
+ * and the kernels, compiled by NVRTC or taken from the cache in cache_dir (as for
+ * cim_nvrtc_build_program). Needs the driver and NVRTC loaded, and cuBLAS unless
+ * CIM_CUDA_NO_CUBLAS. */
+cim_status cim_cuda_context_create(int index, const char *cache_dir, int flags,
+                                   cim_cuda_context **out_context);
+/* Destroys the context; its buffers must be destroyed first. */
+void cim_cuda_context_destroy(cim_cuda_context *context);
+cim_gpu *cim_cuda_context_gpu(cim_cuda_context *context);
+const cim_cuda_device_info *cim_cuda_context_device(const cim_cuda_context *context);
+void cim_cuda_context_cache_stats(const cim_cuda_context *context,
+                                  cim_program_cache_stats *out_stats);
+/* What runs the GEMMs: "cuBLAS 12.4.5 (fp32)", "cuBLAS ... (tf32)" or "gemm.cl". */
+const char *cim_cuda_context_gemm_engine(const cim_cuda_context *context);
 /* ---------------------------------------------------------------------------------------- */
 /* Run-time library probe                                                                   */
 
