@@ -21,7 +21,8 @@
  * Training and backward run one 256-wide work-group per channel: each work-item walks its
  * share of the channel (common.cl) with compensated sums, then group_sum_ adds the shares.
  * The mean and the variance take two passes (no E[x^2] - E[x]^2 cancellation), a third
- * writes y. Element-wise kernels take (l, n C + c) grids.
+ * writes y. Element-wise kernels take (l, c, n) grids (N C on one axis would pass CUDA's limit of
+ * 65535 blocks along y at ResNet-50 sizes).
  */
 
 #define BN_THREADS 256
@@ -77,12 +78,11 @@ KERNEL void batchnorm_forward_eval_kernel(
     GLOBAL const float *gamma, GLOBAL const float *beta,
     GLOBAL const float *running_mean, GLOBAL const float *running_var,
     GLOBAL float *y, const float eps) {
-    const int l = GLOBAL_ID(0), plane = GLOBAL_ID(1);
-    if (l >= L || plane >= N * C) return;
-    const int c = plane % C;
+    const int l = GLOBAL_ID(0), c = GLOBAL_ID(1), n = GLOBAL_ID(2);
+    if (l >= L || c >= C || n >= N) return;
     const float scale = gamma[c] / sqrt(running_var[c] + eps);
     const float shift = beta[c] - scale * running_mean[c];
-    const long i = (long)plane * L + l;
+    const long i = ((long)n * C + c) * L + l;
     y[i] = scale * x[i] + shift;
 }
 
@@ -127,10 +127,9 @@ KERNEL void channel_affine_kernel(
     const int N, const int C, const int L, GLOBAL const float *x,
     GLOBAL const float *scale, GLOBAL const float *shift,
     GLOBAL float *y) {
-    const int l = GLOBAL_ID(0), plane = GLOBAL_ID(1);
-    if (l >= L || plane >= N * C) return;
-    const int c = plane % C;
-    const long i = (long)plane * L + l;
+    const int l = GLOBAL_ID(0), c = GLOBAL_ID(1), n = GLOBAL_ID(2);
+    if (l >= L || c >= C || n >= N) return;
+    const long i = ((long)n * C + c) * L + l;
     y[i] = scale[c] * x[i] + shift[c];
 }
 
@@ -138,10 +137,9 @@ KERNEL void batchnorm_backward_apply_kernel(
     const int N, const int C, const int L, GLOBAL const float *dy,
     GLOBAL const float *x, GLOBAL const float *mean,
     GLOBAL const float *coefficients, GLOBAL float *dx) {
-    const int l = GLOBAL_ID(0), plane = GLOBAL_ID(1);
-    if (l >= L || plane >= N * C) return;
-    const int c = plane % C;
-    const long i = (long)plane * L + l;
+    const int l = GLOBAL_ID(0), c = GLOBAL_ID(1), n = GLOBAL_ID(2);
+    if (l >= L || c >= C || n >= N) return;
+    const long i = ((long)n * C + c) * L + l;
     /* coefficients is [3, C]: a, b, d */
     dx[i] = coefficients[c] * dy[i] + coefficients[C + c] * (x[i] - mean[c])
             + coefficients[2 * C + c];

@@ -14,7 +14,7 @@
  * The max-pool backward is a gather, one work-item per input element visiting the windows
  * that contain it in (p, q) order: no atomics, deterministic, and the same order of
  * additions as the CPU's scatter, so the results agree bit for bit. Grids: (q, p, plane)
- * or (w, h, plane), plane = n C + c.
+ * or (w, h, plane), plane = n C + c; the average's backward (i, c, n).
  */
 
 KERNEL void global_avg_pool_forward_kernel(const int planes, const int L,
@@ -27,11 +27,12 @@ KERNEL void global_avg_pool_forward_kernel(const int planes, const int L,
     y[plane] = sum / (float)L;
 }
 
-KERNEL void global_avg_pool_backward_kernel(const int planes, const int L,
+KERNEL void global_avg_pool_backward_kernel(const int N, const int C, const int L,
                                             GLOBAL const float *dy, GLOBAL float *dx) {
-    const int i = GLOBAL_ID(0), plane = GLOBAL_ID(1);
-    if (i >= L || plane >= planes) return;
-    dx[(long)plane * L + i] = dy[plane] * (1.0f / (float)L);
+    const int i = GLOBAL_ID(0), c = GLOBAL_ID(1), n = GLOBAL_ID(2);
+    if (i >= L || c >= C || n >= N) return;
+    const long plane = (long)n * C + c;
+    dx[plane * L + i] = dy[plane] * (1.0f / (float)L);
 }
 
 KERNEL void max_pool2d_forward_kernel(

@@ -21,11 +21,9 @@
  * Threads. The primary context is made current at every entry (cuCtxSetCurrent is cheap),
  * so a context may move between threads, as the replicas of a training run do.
  *
- * Grids. CUDA allows 65535 blocks along y and z; gpu_ops.c's 2-D element-wise grids put
- * N x C planes on y, which fits every ResNet-18 layer up to batch 1024 (and ResNet-50 up to
- * batch 128 at 2048 channels). A larger grid is an error naming the kernel rather than a
- * wrong result; folding y into x would lift it (the kernels would then need the logical
- * grid, which the shared preludes do not pass yet).
+ * Grids. CUDA allows 65535 blocks along y and z (2^31 - 1 along x). gpu_ops.c keeps large
+ * counts on x (element-wise work, GEMM tiles) and spreads N x C planes over y (channels) and
+ * z (images); a grid past the limits is an error naming the kernel, never a wrong result.
  */
 #include <stdio.h>
 #include <stdlib.h>

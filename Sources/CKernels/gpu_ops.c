@@ -601,7 +601,7 @@ cim_status cim_gpu_batchnorm_forward(cim_gpu *gpu, int N, int C, int L, cim_gpub
     if (!x || !gamma || !beta || !running_mean || !running_var || !y)
         return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL buffer");
     if (!training)
-        return launch_nd_(gpu, CIM_GPU_K_BN_FORWARD_EVAL, 2, (size_t)L, (size_t)N * C, 1,
+        return launch_nd_(gpu, CIM_GPU_K_BN_FORWARD_EVAL, 3, (size_t)L, (size_t)C, (size_t)N,
                           KARGS(KARG(N), KARG(C), KARG(L), KARG(x), KARG(gamma),
                                 KARG(beta), KARG(running_mean), KARG(running_var),
                                 KARG(y), KARG(eps)));
@@ -651,7 +651,7 @@ cim_status cim_gpu_channel_affine(cim_gpu *gpu, int N, int C, int L, cim_gpubuf 
     CIM_TRY(check_context_(gpu));
     CIM_TRY(check_ncl_(N, C, L));
     if (!x || !scale || !shift || !y) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL buffer");
-    return launch_nd_(gpu, CIM_GPU_K_CHANNEL_AFFINE, 2, (size_t)L, (size_t)N * C, 1,
+    return launch_nd_(gpu, CIM_GPU_K_CHANNEL_AFFINE, 3, (size_t)L, (size_t)C, (size_t)N,
                       KARGS(KARG(N), KARG(C), KARG(L), KARG(x), KARG(scale),
                             KARG(shift), KARG(y)));
 }
@@ -674,7 +674,7 @@ cim_status cim_gpu_batchnorm_backward_apply(cim_gpu *gpu, int N, int C, int L, c
     CIM_TRY(check_ncl_(N, C, L));
     if (!dy || !x || !mean || !coefficients || !dx)
         return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL buffer");
-    return launch_nd_(gpu, CIM_GPU_K_BN_BACKWARD_APPLY, 2, (size_t)L, (size_t)N * C, 1,
+    return launch_nd_(gpu, CIM_GPU_K_BN_BACKWARD_APPLY, 3, (size_t)L, (size_t)C, (size_t)N,
                       KARGS(KARG(N), KARG(C), KARG(L), KARG(dy), KARG(x),
                             KARG(mean), KARG(coefficients), KARG(dx)));
 }
@@ -758,9 +758,8 @@ cim_status cim_gpu_global_avg_pool_backward(cim_gpu *gpu, int N, int C, int L, c
     CIM_TRY(check_context_(gpu));
     CIM_TRY(check_ncl_(N, C, L));
     if (!dy || !dx) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL buffer");
-    const int planes = N * C;
-    return launch_nd_(gpu, CIM_GPU_K_GAP_BACKWARD, 2, (size_t)L, (size_t)planes, 1,
-                      KARGS(KARG(planes), KARG(L), KARG(dy), KARG(dx)));
+    return launch_nd_(gpu, CIM_GPU_K_GAP_BACKWARD, 3, (size_t)L, (size_t)C, (size_t)N,
+                      KARGS(KARG(N), KARG(C), KARG(L), KARG(dy), KARG(dx)));
 }
 
 typedef struct pool_plan_ {
