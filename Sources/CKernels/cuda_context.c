@@ -561,60 +561,80 @@ static cim_status cuda_launch_(cim_gpu *gpu, cim_gpu_kernel_id_ id, int dimensio
     return CIM_OK;
 }
 
-/* One strided-batched GEMM, row-major, as cuBLAS's column-major call with A and B swapped. */
-static cim_status cublas_gemm_(cim_cuda_context *context, int f64, int trans_a, int trans_b,
-                               int m, int n, int k, double alpha, CUdeviceptr a, int lda,
-                               long long stride_a, CUdeviceptr b, int ldb, long long stride_b,
-                               double beta, CUdeviceptr c, int ldc, long long stride_c,
-                               int batch) {
-    const int op_a = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;   /* swapped: B first */
-    const int op_b = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasHandle_t handle = context->cublas;
-    if (f64) {
-        const double *A = (const double *)(uintptr_t)b, *B = (const double *)(uintptr_t)a;
-        double *C = (double *)(uintptr_t)c;
-        if (batch == 1)
-            CK_CUBLAS(cublasDgemm_v2(handle, op_a, op_b, n, m, k, &alpha, A, ldb, B, lda, &beta,
-                                     C, ldc));
-        else
-            CK_CUBLAS(cublasDgemmStridedBatched(handle, op_a, op_b, n, m, k, &alpha, A, ldb,
-                                                stride_b, B, lda, stride_a, &beta, C, ldc,
-                                                stride_c, batch));
-    } else {
-        const float alpha32 = (float)alpha, beta32 = (float)beta;
-        const float *A = (const float *)(uintptr_t)b, *B = (const float *)(uintptr_t)a;
-        float *C = (float *)(uintptr_t)c;
-        if (batch == 1)
-            CK_CUBLAS(cublasSgemm_v2(handle, op_a, op_b, n, m, k, &alpha32, A, ldb, B, lda,
-                                     &beta32, C, ldc));
-        else
-            CK_CUBLAS(cublasSgemmStridedBatched(handle, op_a, op_b, n, m, k, &alpha32, A, ldb,
-                                                stride_b, B, lda, stride_a, &beta32, C, ldc,
-                                                stride_c, batch));
+cim_status cim_cuda_gemm_plan(const cim_gemm_layout *g, cim_cublas_call *out) {
+    if (!g || !out) return CIM_FAIL(CIM_ERROR_INVALID_ARGUMENT, "a NULL argument");
+    /* swapped: the request's B is cuBLAS's first operand, A its second; m and n trade */
+    *out = (cim_cublas_call){
+        .op_first = g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+        .op_second = g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+        .m = g->n, .n = g->m, .k = g->k,
+        .first_offset = g->b_offset, .ld_first = g->ldb, .stride_first = g->b_stride,
+        .second_offset = g->a_offset, .ld_second = g->lda, .stride_second = g->a_stride,
+        .c_offset = g->c_offset, .ldc = g->ldc, .stride_c = g->c_stride, .batch = g->batch};
+    if (g->out_plane) {
+        /* the NCHW store: one M x L product per image, image i reading columns i L ..
+         * i L + L - 1 of B and writing M x L at C + i M L (gpu_ops.c uses it with batch 1
+         * and B not transposed) */
+        const int L = g->out_plane;
+        if (g->batch != 1 || g->trans_b || L < 1 || g->n % L != 0)
+            return CIM_FAIL(CIM_ERROR_INTERNAL, "an NCHW-store GEMM cuBLAS cannot express "
+                                                "(batch %d, trans_b %d, n %d, plane %d)",
+                            g->batch, g->trans_b, g->n, L);
+        out->m = L;
+        out->stride_first = L;
+        out->stride_second = 0;
+        out->ldc = L;
+        out->stride_c = (int64_t)g->m * L;
+        out->batch = g->n / L;
     }
     return CIM_OK;
 }
 
 static cim_status cuda_gemm_(cim_gpu *gpu, int f64, const cim_gpu_gemm_ *g, double alpha,
                              double beta) {
-    cim_cuda_context *context = CUDA_(gpu);
+    const cim_gemm_layout layout = {
+        .trans_a = g->trans_a, .trans_b = g->trans_b, .m = g->m, .n = g->n, .k = g->k,
+        .a_offset = g->a_offset, .b_offset = g->b_offset, .c_offset = g->c_offset,
+        .lda = g->lda, .ldb = g->ldb, .ldc = g->ldc, .a_stride = g->a_stride,
+        .b_stride = g->b_stride, .c_stride = g->c_stride, .batch = g->batch,
+        .out_plane = g->out_plane};
+    cim_cublas_call call;
+    CIM_TRY(cim_cuda_gemm_plan(&layout, &call));
     CIM_TRY(make_current_(gpu));
+    cublasHandle_t handle = CUDA_(gpu)->cublas;
     const size_t element = f64 ? sizeof(double) : sizeof(float);
-    const CUdeviceptr a = DEVICE_POINTER_(g->a) + (CUdeviceptr)g->a_offset * element;
-    const CUdeviceptr b = DEVICE_POINTER_(g->b) + (CUdeviceptr)g->b_offset * element;
-    const CUdeviceptr c = DEVICE_POINTER_(g->c) + (CUdeviceptr)g->c_offset * element;
-    if (g->out_plane) {
-        /* the NCHW store: one M x L product per image (gpu_ops.c uses it with batch 1 and
-         * B not transposed) */
-        const int L = g->out_plane;
-        if (g->batch != 1 || g->trans_b || g->n % L != 0)
-            return CIM_FAIL(CIM_ERROR_INTERNAL, "an NCHW-store GEMM cuBLAS cannot express");
-        return cublas_gemm_(context, f64, g->trans_a, 0, g->m, L, g->k, alpha, a, g->lda, 0, b,
-                            g->ldb, L, beta, c, L, (long long)g->m * L, g->n / L);
+    const CUdeviceptr first = DEVICE_POINTER_(g->b) + (CUdeviceptr)call.first_offset * element;
+    const CUdeviceptr second = DEVICE_POINTER_(g->a) + (CUdeviceptr)call.second_offset * element;
+    const CUdeviceptr c = DEVICE_POINTER_(g->c) + (CUdeviceptr)call.c_offset * element;
+    if (f64) {
+        const double *A = (const double *)(uintptr_t)first;
+        const double *B = (const double *)(uintptr_t)second;
+        double *C = (double *)(uintptr_t)c;
+        if (call.batch == 1)
+            CK_CUBLAS(cublasDgemm_v2(handle, call.op_first, call.op_second, call.m, call.n,
+                                     call.k, &alpha, A, call.ld_first, B, call.ld_second, &beta,
+                                     C, call.ldc));
+        else
+            CK_CUBLAS(cublasDgemmStridedBatched(
+                handle, call.op_first, call.op_second, call.m, call.n, call.k, &alpha, A,
+                call.ld_first, call.stride_first, B, call.ld_second, call.stride_second, &beta,
+                C, call.ldc, call.stride_c, call.batch));
+    } else {
+        const float alpha32 = (float)alpha, beta32 = (float)beta;
+        const float *A = (const float *)(uintptr_t)first;
+        const float *B = (const float *)(uintptr_t)second;
+        float *C = (float *)(uintptr_t)c;
+        if (call.batch == 1)
+            CK_CUBLAS(cublasSgemm_v2(handle, call.op_first, call.op_second, call.m, call.n,
+                                     call.k, &alpha32, A, call.ld_first, B, call.ld_second,
+                                     &beta32, C, call.ldc));
+        else
+            CK_CUBLAS(cublasSgemmStridedBatched(
+                handle, call.op_first, call.op_second, call.m, call.n, call.k, &alpha32, A,
+                call.ld_first, call.stride_first, B, call.ld_second, call.stride_second,
+                &beta32, C, call.ldc, call.stride_c, call.batch));
     }
-    return cublas_gemm_(context, f64, g->trans_a, g->trans_b, g->m, g->n, g->k, alpha, a,
-                        g->lda, g->a_stride, b, g->ldb, g->b_stride, beta, c, g->ldc,
-                        g->c_stride, g->batch);
+    return CIM_OK;
 }
 
 /* The tables gpu_ops.c calls: GEMMs in cuBLAS, or (CIM_CUDA_NO_CUBLAS) in gemm.cl. */

@@ -9,6 +9,10 @@
 //   architecture NVRTC does not know is a clear error. CI provides NVRTC from the PyPI
 //   wheel (scripts/test.sh sets CIM_NVRTC_PATH, and CIM_REQUIRE_NVRTC=1 so these fail
 //   rather than skip when it does not load); elsewhere, without NVRTC, they skip.
+// - cuBLAS calls: every GEMM shape gpu_ops.c asks for (either operand transposed, offsets,
+//   padded leading dimensions, strided batches, the NCHW store of the convolution) is
+//   mapped to a column-major cuBLAS call; the call is run on the CPU with cuBLAS's
+//   semantics and must give exactly what the row-major request means.
 // - On a GPU: the device opens, names its GEMM engine and what the cache did, and TF32 is
 //   off unless asked for. The op-by-op comparison with the CPU is GPUParityTests, which
 //   takes every GPU backend here.
@@ -127,6 +131,137 @@ final class CUDATests: XCTestCase {
         { error in
             XCTAssertTrue("\(error)".contains("does not compile for sm_20"), "\(error)")
         }
+    }
+
+    // MARK: - The cuBLAS calls
+
+    /// C of a row-major request, computed as the request says (float64, summed in order).
+    private func rowMajor(_ g: cim_gemm_layout, a: [Double], b: [Double], c: [Double],
+                          alpha: Double, beta: Double) -> [Double] {
+        var out = c
+        for z in 0..<Int(g.batch) {
+            for i in 0..<Int(g.m) {
+                for j in 0..<Int(g.n) {
+                    var sum = 0.0
+                    for l in 0..<Int(g.k) {
+                        let ai = Int(g.a_offset) + z * Int(g.a_stride)
+                            + (g.trans_a != 0 ? l * Int(g.lda) + i : i * Int(g.lda) + l)
+                        let bi = Int(g.b_offset) + z * Int(g.b_stride)
+                            + (g.trans_b != 0 ? j * Int(g.ldb) + l : l * Int(g.ldb) + j)
+                        sum += a[ai] * b[bi]
+                    }
+                    let L = Int(g.out_plane)
+                    let ci = Int(g.c_offset) + z * Int(g.c_stride)
+                        + (L > 0 ? (j / L) * Int(g.m) * L + i * L + j % L : i * Int(g.ldc) + j)
+                    out[ci] = alpha * sum + (beta == 0 ? 0 : beta * c[ci])
+                }
+            }
+        }
+        return out
+    }
+
+    /// The cuBLAS call run as cuBLAS defines it: column-major, op(X)[r][c] = X[r + c ld] or
+    /// X[c + r ld], matrix z at offset + z stride.
+    private func columnMajor(_ call: cim_cublas_call, first: [Double], second: [Double],
+                             c: [Double], alpha: Double, beta: Double) -> [Double] {
+        var out = c
+        func element(_ x: [Double], _ offset: Int, _ ld: Int, _ op: Int32, _ r: Int, _ col: Int)
+            -> Double
+        {
+            x[offset + (op == 0 ? r + col * ld : col + r * ld)]
+        }
+        for z in 0..<Int(call.batch) {
+            for r in 0..<Int(call.m) {
+                for col in 0..<Int(call.n) {
+                    var sum = 0.0
+                    for l in 0..<Int(call.k) {
+                        sum += element(first, Int(call.first_offset) + z * Int(call.stride_first),
+                                       Int(call.ld_first), call.op_first, r, l)
+                            * element(second,
+                                      Int(call.second_offset) + z * Int(call.stride_second),
+                                      Int(call.ld_second), call.op_second, l, col)
+                    }
+                    let ci = Int(call.c_offset) + z * Int(call.stride_c) + r + col * Int(call.ldc)
+                    out[ci] = alpha * sum + (beta == 0 ? 0 : beta * c[ci])
+                }
+            }
+        }
+        return out
+    }
+
+    func testEveryGemmShapeMapsToACUBLASCallWithTheSameResult() throws {
+        var random = SplitMix64(seed: 11)
+        var checked = 0
+        for (ta, tb) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+            for (m, n, k) in [(5, 7, 3), (1, 9, 4), (6, 1, 1), (4, 4, 0)] {
+                for (batch, padded) in [(1, false), (3, true)] {
+                    let pad = padded ? 2 : 0
+                    var g = cim_gemm_layout()
+                    (g.trans_a, g.trans_b) = (Int32(ta), Int32(tb))
+                    (g.m, g.n, g.k) = (Int32(m), Int32(n), Int32(k))
+                    g.lda = Int32((ta != 0 ? m : k) + pad)
+                    g.ldb = Int32((tb != 0 ? k : n) + pad)
+                    g.ldc = Int32(n + pad)
+                    g.a_offset = padded ? 3 : 0
+                    g.b_offset = padded ? 1 : 0
+                    g.c_offset = padded ? 2 : 0
+                    let aSize = Int(g.lda) * max(ta != 0 ? k : m, 1)
+                    let bSize = Int(g.ldb) * max(tb != 0 ? n : k, 1)
+                    let cSize = Int(g.ldc) * m
+                    (g.a_stride, g.b_stride, g.c_stride) = (Int64(aSize + 1), Int64(bSize),
+                                                            Int64(cSize + 5))
+                    g.batch = Int32(batch)
+                    try checkPlan(g, &random, "ta\(ta) tb\(tb) m\(m) n\(n) k\(k) batch\(batch)")
+                    checked += 1
+                }
+            }
+        }
+        // the convolution's NCHW store: K x (images P Q) written as images of K x P Q
+        for (ta, images, planeSize) in [(0, 3, 4), (1, 2, 5), (0, 1, 9)] {
+            var g = cim_gemm_layout()
+            let (m, k) = (3, 4)
+            (g.trans_a, g.m, g.n, g.k) = (Int32(ta), Int32(m), Int32(images * planeSize),
+                                          Int32(k))
+            g.lda = Int32(ta != 0 ? m : k)
+            g.ldb = Int32(images * planeSize)
+            g.c_offset = Int64(m * planeSize)   // a later group of images
+            (g.batch, g.out_plane) = (1, Int32(planeSize))
+            try checkPlan(g, &random, "NCHW store ta\(ta) images \(images) L \(planeSize)")
+            checked += 1
+        }
+        XCTAssertEqual(checked, 35)
+    }
+
+    private func checkPlan(_ g: cim_gemm_layout, _ random: inout SplitMix64, _ label: String)
+        throws
+    {
+        var call = cim_cublas_call()
+        var layout = g
+        XCTAssertEqual(cim_cuda_gemm_plan(&layout, &call), CIM_OK, label)
+        // buffers large enough for every matrix of the batch, filled with small integers
+        // (exact sums, so the two orders of summation must agree to the last bit)
+        let span = { (offset: Int64, stride: Int64, size: Int) in
+            Int(offset) + Int(stride) * Int(g.batch) + size + 64 }
+        let aCount = span(g.a_offset, g.a_stride, Int(max(g.lda, 1)) * Int(max(g.m, g.k)))
+        let bCount = span(g.b_offset, g.b_stride, Int(max(g.ldb, 1)) * Int(max(g.n, g.k)))
+        let cCount = span(g.c_offset, g.c_stride, Int(max(g.ldc, 1)) * Int(g.m) + Int(g.m * g.n))
+        func integers(_ count: Int) -> [Double] {
+            (0..<count).map { _ in Double(random.index(9)) - 4 }
+        }
+        let (a, b, c) = (integers(aCount), integers(bCount), integers(cCount))
+        for (alpha, beta) in [(1.0, 0.0), (-2.0, 1.0)] {
+            let expected = rowMajor(g, a: a, b: b, c: c, alpha: alpha, beta: beta)
+            let actual = columnMajor(call, first: b, second: a, c: c, alpha: alpha, beta: beta)
+            XCTAssertEqual(actual, expected, "\(label) alpha \(alpha) beta \(beta)")
+        }
+    }
+
+    func testAnNCHWStoreCUBLASCannotExpressIsRefused() {
+        var g = cim_gemm_layout()
+        (g.m, g.n, g.k, g.lda, g.ldb, g.batch, g.out_plane) = (2, 10, 3, 3, 10, 1, 4)
+        var call = cim_cublas_call()
+        XCTAssertEqual(cim_cuda_gemm_plan(&g, &call), CIM_ERROR_INTERNAL)
+        XCTAssertTrue(String(cString: cim_last_error()).contains("n 10, plane 4"))
     }
 
     // MARK: - On a GPU

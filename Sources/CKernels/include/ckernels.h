@@ -593,6 +593,32 @@ void cim_cuda_context_cache_stats(const cim_cuda_context *context,
                                   cim_program_cache_stats *out_stats);
 /* What runs the GEMMs: "cuBLAS 12.4.5 (fp32)", "cuBLAS ... (tf32)" or "gemm.cl". */
 const char *cim_cuda_context_gemm_engine(const cim_cuda_context *context);
+
+/* A row-major GEMM as gpu_ops.c asks for one, for each z in [0, batch):
+ *   C_z = alpha op(A_z) op(B_z) + beta C_z,  X_z = x + x_offset + z x_stride (elements)
+ * out_plane = L > 0 writes C's column j to image j / L of an NCHW tensor (see gemm.cl). */
+typedef struct cim_gemm_layout {
+    int trans_a, trans_b, m, n, k;
+    int64_t a_offset, b_offset, c_offset;
+    int lda, ldb, ldc;
+    int64_t a_stride, b_stride, c_stride;
+    int batch, out_plane;
+} cim_gemm_layout;
+
+/* The column-major (strided-batched) cuBLAS call that computes it: cuBLAS's first operand
+ * is the request's B, its second the request's A (C^T = op(B)^T op(A)^T); ops are 0 (N)
+ * or 1 (T); offsets and strides in elements. */
+typedef struct cim_cublas_call {
+    int op_first, op_second, m, n, k;
+    int64_t first_offset, second_offset, c_offset;
+    int ld_first, ld_second, ldc;
+    int64_t stride_first, stride_second, stride_c;
+    int batch;
+} cim_cublas_call;
+
+/* The call the CUDA backend makes for `gemm` (needs no library or GPU: tests run the call
+ * on the CPU with cuBLAS's semantics and compare it with the row-major reference). */
+cim_status cim_cuda_gemm_plan(const cim_gemm_layout *gemm, cim_cublas_call *out);
 /* ---------------------------------------------------------------------------------------- */
 /* Run-time library probe                                                                   */
 
