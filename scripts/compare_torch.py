@@ -10,12 +10,15 @@ For each op family the script runs `cim-train bench --ops <op> --json ...` and t
 cases in PyTorch with torch.set_num_threads(threads), one after the other, so both sides see
 the same machine state as closely as a shared machine allows. Case names match the JSON of
 `cim-train bench`. Ratio = PyTorch time / cim-train time: above 1 means cim-train is faster.
+The two sides alternate over --rounds rounds (see main), and the table gives the spread of
+the per-round ratios beside the ratio of the medians.
 
 PyTorch counterparts:
   matmul          torch.mm on float32 square matrices
   conv fwd        F.conv2d (oneDNN on x86 CPUs)
   conv fwd+bwd    F.conv2d then y.backward(dy) computing both dx and dw
-  logdet          torch.logdet on a [2, n, n] float64 batch (LU-based)
+  logdet          torch.logdet on a [2, n, n] float64 batch (LU-based); per matrix where
+                  the batched call is wrong on the machine (see torch_logdet)
   logdet +inverse torch.linalg.cholesky, 2 sum log diag, torch.cholesky_inverse
   data            scripts/bench_torch_data.py: SPEC 4.1 two-view pipeline in torchvision on PIL
                   images, DataLoader(batch 256, 2 workers); cim-train: bench --ops data
@@ -84,18 +87,43 @@ def torch_conv(args):
     return out
 
 
+NOTES = []   # printed under the table: where a PyTorch call had to be replaced
+
+
 def torch_logdet(args):
     out = {}
     for n in (64, 128, 512, 2048):
         m = torch.rand(2, n, n, dtype=torch.float64) * 2 - 1
         a = m @ m.transpose(1, 2) / n + 0.5 * torch.eye(n, dtype=torch.float64)
+        factor = torch.linalg.cholesky(a)
+        expected = 2 * torch.log(torch.diagonal(factor, dim1=1, dim2=2)).sum(1)
 
         def with_inverse():
             factor = torch.linalg.cholesky(a)
             2 * torch.log(torch.diagonal(factor, dim1=1, dim2=2)).sum(1)
             torch.cholesky_inverse(factor)
 
-        out[(f"B2 D{n}", "")] = median_time(lambda: torch.logdet(a), args.warmup, args.repeat)
+        # Some PyTorch CPU builds return wrong batched log-determinants (torch 2.15 with MKL
+        # 2024.2 does from n = 256: MKL reports "Parameter 6 was incorrect on entry to
+        # DLASWP" and the values are off by ~1 or NaN). Timing a wrong answer is no
+        # baseline, so the batch is then timed one matrix at a time, which is correct there.
+        def batched():
+            return torch.logdet(a)
+
+        def one_at_a_time():
+            return torch.stack([torch.logdet(matrix) for matrix in a])
+
+        def correct(fn):
+            return torch.allclose(fn(), expected, rtol=1e-9, atol=1e-9)
+
+        plain = batched
+        if not correct(batched):
+            plain = one_at_a_time
+            NOTES.append(f"logdet D{n}: batched torch.logdet gave a wrong result here; "
+                         "timed torch.logdet on each matrix of the batch instead")
+            if not correct(one_at_a_time):
+                raise SystemExit(f"torch.logdet is wrong at n = {n} on this machine")
+        out[(f"B2 D{n}", "")] = median_time(plain, args.warmup, args.repeat)
         out[(f"B2 D{n} +inverse", "")] = median_time(with_inverse, args.warmup, args.repeat)
     return out
 
@@ -170,6 +198,8 @@ def main():
     parser.add_argument("--ops", default="matmul,conv,logdet")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating rounds of both sides per op")
     parser.add_argument("--json", help="write the comparison table here")
     parser.add_argument("--batch", type=int, default=128, help="batch of the step case")
     parser.add_argument("--torch-step-only", action="store_true", help=argparse.SUPPRESS)
@@ -180,33 +210,48 @@ def main():
         print(json.dumps({"median_s": seconds, "peak_rss_bytes": peak}))
         return 0
 
+    # Rounds alternate the two sides (ours, then PyTorch, per op and round), so a slow
+    # stretch of a shared machine lands on both; each side's figure is the median over the
+    # rounds of its per-round medians, and the spread of the per-round ratios is printed.
     rows = []
     for op in args.ops.split(","):
-        ours = run_ours(args, op)
-        theirs = TORCH_CASES[op](args)
-        extra = {}
-        if isinstance(theirs, tuple):
-            theirs, extra = theirs
-        for key, torch_s in theirs.items():
-            mine = ours[key]
-            row = {"op": op, "case": key[0], "pass": key[1], "cim_s": mine["median_s"],
-                   "torch_s": torch_s, "ratio": torch_s / mine["median_s"],
+        mine_rounds, theirs_rounds, extra = [], [], {}
+        for _ in range(args.rounds):
+            mine_rounds.append(run_ours(args, op))
+            theirs = TORCH_CASES[op](args)
+            if isinstance(theirs, tuple):
+                theirs, extra = theirs
+            theirs_rounds.append(theirs)
+        for key in theirs_rounds[0]:
+            cim_s = statistics.median(r[key]["median_s"] for r in mine_rounds)
+            torch_s = statistics.median(r[key] for r in theirs_rounds)
+            round_ratios = [t[key] / m[key]["median_s"]
+                            for m, t in zip(mine_rounds, theirs_rounds)]
+            mine = mine_rounds[0][key]
+            row = {"op": op, "case": key[0], "pass": key[1], "cim_s": cim_s,
+                   "torch_s": torch_s, "ratio": torch_s / cim_s,
+                   "ratio_min": min(round_ratios), "ratio_max": max(round_ratios),
                    "cim_gflops": mine["gflops"]}
             if key in extra:
-                row["cim_peak_rss"] = mine["peak_rss_bytes"]
+                row["cim_peak_rss"] = max(r[key]["peak_rss_bytes"] for r in mine_rounds)
                 row["torch_peak_rss"] = extra[key]["peak_rss_bytes"]
             rows.append(row)
 
     print(f"torch {torch.__version__}, {args.threads} threads, "
-          f"{torch.backends.mkldnn.is_available() and 'oneDNN' or 'no oneDNN'}")
-    print(f"{'op':8}{'case':24}{'pass':9}{'cim ms':>10}{'torch ms':>10}{'ratio':>8}")
+          f"{torch.backends.mkldnn.is_available() and 'oneDNN' or 'no oneDNN'}, "
+          f"{args.rounds} alternating rounds of {args.repeat} timed runs")
+    print(f"{'op':8}{'case':24}{'pass':9}{'cim ms':>10}{'torch ms':>10}{'ratio':>8}"
+          f"{'rounds':>13}")
     for r in rows:
         print(f"{r['op']:8}{r['case']:24}{r['pass']:9}{r['cim_s'] * 1e3:10.3f}"
-              f"{r['torch_s'] * 1e3:10.3f}{r['ratio']:8.2f}")
+              f"{r['torch_s'] * 1e3:10.3f}{r['ratio']:8.2f}"
+              f"{r['ratio_min']:7.2f}-{r['ratio_max']:.2f}")
         if "cim_peak_rss" in r:
             print(f"{'':8}peak resident memory: cim-train {r['cim_peak_rss'] / 2**20:.0f} MiB, "
                   f"torch {r['torch_peak_rss'] / 2**20:.0f} MiB, "
                   f"ratio {r['cim_peak_rss'] / r['torch_peak_rss']:.2f}")
+    for note in dict.fromkeys(NOTES):
+        print(f"note: {note}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"threads": args.threads, "torch": torch.__version__, "rows": rows},

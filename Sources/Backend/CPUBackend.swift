@@ -81,8 +81,8 @@ final class CPUBuffer: DeviceBuffer, @unchecked Sendable {
 
 /// How the CPU backend computes convolutions.
 public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
-    /// Winograd F(2x2, 3x3) for 3x3 stride-1 forward and backward-data passes with at least
-    /// 16 channels in and out, im2col + GEMM for the rest.
+    /// Winograd F(2x2, 3x3) for all three passes of 3x3 stride-1 convolutions with at least
+    /// 8 channels in and out, im2col + GEMM for the rest.
     case auto
     /// im2col + GEMM everywhere.
     case im2col

@@ -27,8 +27,8 @@
  * GEMM columns (a CIFAR ResNet's last stage has P Q = 16, and one image at a time starves
  * the GEMM), fewer when that would leave a thread without work.
  *
- * 3x3 stride-1 convolutions take Winograd F(2x2, 3x3) instead (winograd.c) for the forward
- * and backward-data passes, unless the context asks for im2col; see winograd_applies_.
+ * 3x3 stride-1 convolutions take Winograd F(2x2, 3x3) instead (winograd.c) for all three
+ * passes, unless the context asks for im2col; see winograd_applies_.
  *
  * FLOPs per pass: 2 N K C R S P Q. Results are written, not accumulated, except backward
  * filter with accumulate != 0.
@@ -308,7 +308,8 @@ static cim_status check_call_(const cim_cpu_context *context, const void *a, con
  * Winograd F(2x2, 3x3) serves 3x3 stride-1 convolutions with padding up to 2 (so that the
  * backward-data rewrite, with padding 2 - p, is one too). With few channels the 16 GEMMs
  * are too thin to pay for the transforms, so AUTO keeps im2col there (the CIFAR stem,
- * C = 3); the threshold was set by `cim-train bench`.
+ * C = 3). Measured at batch 128 on 32x32 images, 2 threads: Winograd is 1.2 to 1.9 times
+ * faster in every pass from 8 channels in and out up to 512, and slower at 3 or 4.
  */
 static int winograd_applies_(const cim_cpu_context *context, const cim_conv2d_shape *s) {
     if (context->conv_algorithm == CIM_CONV_IM2COL) return 0;
@@ -316,7 +317,7 @@ static int winograd_applies_(const cim_cpu_context *context, const cim_conv2d_sh
         s->stride_width != 1 || s->pad_height > 2 || s->pad_width > 2)
         return 0;
     if (context->conv_algorithm == CIM_CONV_WINOGRAD) return 1;
-    return s->in_channels >= 16 && s->out_channels >= 16;
+    return s->in_channels >= 8 && s->out_channels >= 8;
 }
 
 cim_status cim_cpu_conv2d_forward(cim_cpu_context *context, const cim_conv2d_shape *shape,
@@ -351,6 +352,11 @@ cim_status cim_cpu_conv2d_backward_filter(cim_cpu_context *context,
     CIM_TRY(check_call_(context, x, dy, dw));
     conv_plan_ plan;
     CIM_TRY(make_plan_(context, shape, &plan));
+    if (winograd_applies_(context, shape))
+        return cim_winograd_f23_filter_(context, shape->batch, shape->in_channels,
+                                        shape->in_height, shape->in_width,
+                                        shape->out_channels, shape->pad_height,
+                                        shape->pad_width, x, dy, dw, accumulate);
     return run_pass_(context, &plan, PASS_BACKWARD_FILTER, x, NULL, dy, dw, accumulate);
 }
 

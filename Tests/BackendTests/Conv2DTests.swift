@@ -2,8 +2,8 @@
 // references in NaiveReference.swift, under every convolution algorithm.
 //
 // Each geometry runs with ConvolutionAlgorithm .auto, .im2col and .winograd, so both the
-// im2col + GEMM path and Winograd F(2x2, 3x3) (3x3 stride-1 forward and backward data) are
-// checked on the same data. The geometries reach the paths of the implementation: one image
+// im2col + GEMM path and Winograd F(2x2, 3x3) (all three passes of 3x3 stride-1
+// convolutions) are checked on the same data. The geometries reach the paths of the implementation: one image
 // per GEMM with and without im2col (the 1x1 stride-1 unpadded "direct" case), several images
 // per GEMM with a short last group (batch 37 is prime, so any group size leaves one),
 // Winograd tiles cut off by odd output sizes and several Winograd image groups, strides that
@@ -212,7 +212,8 @@ final class Conv2DTests: XCTestCase {
 
     func testWinogradChannelCountsThatAutoPicks() throws {
         // 16 channels in and out: .auto takes Winograd here, not only .winograd. 7x5
-        // outputs end in half-used 2x2 tiles in both directions.
+        // outputs end in half-used 2x2 tiles in both directions, whose unused outputs
+        // must get no gradient in the Winograd backward filter.
         try checkPasses(
             Conv2DGeometry(
                 batch: 2, inChannels: 16, inHeight: 7, inWidth: 5, outChannels: 16, kernel: 3,
@@ -312,6 +313,11 @@ final class Conv2DTests: XCTestCase {
                 stride: 1, padding: 1),
             Conv2DGeometry(
                 batch: 1, inChannels: 3, inHeight: 7, inWidth: 9, outChannels: 5, kernel: 1),
+            // 8 channels in and out: .auto takes Winograd, whose filter gradient is summed
+            // in the transformed domain and added to dw only at the end.
+            Conv2DGeometry(
+                batch: 5, inChannels: 8, inHeight: 6, inWidth: 7, outChannels: 8, kernel: 3,
+                stride: 1, padding: 1),
         ]
         var rng = SplitMix64(seed: 120)
         for g in geometries {

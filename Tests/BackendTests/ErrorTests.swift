@@ -76,6 +76,29 @@ final class ErrorTests: XCTestCase {
         }
     }
 
+    func testFailingPivotPastTheFirstPanels() throws {
+        // A diagonal matrix with one negative entry: positive definite up to that pivot, so
+        // the failure is found only after earlier panels have been factored and their
+        // updates applied. n = 20 runs our blocked kernel (8-column panels: the pivot at
+        // 13 sits in the second panel), n = 390 LAPACK's dpotrf; both name the order.
+        let backend = try CPUBackend(threads: 2)
+        for (n, bad) in [(20, 12), (390, 300)] {
+            var rng = SplitMix64(seed: 403)
+            let good = rng.spdMatrix(n, shift: 1)
+            var matrix = [Double](repeating: 0, count: n * n)
+            for i in 0..<n { matrix[i * n + i] = i == bad ? -1 : 2 }
+            let a = try backend.tensor(good + matrix, shape: [2, n, n])
+            let logdet = try backend.zeros(.float64, [2])
+            let error = assertThrowsBackendError(
+                "n = \(n)", { try backend.logdetSPD(a, logdet: logdet, inverse: nil) },
+                where: { $0.notPositiveDefiniteIndex == 1 })
+            XCTAssertTrue(
+                error?.description.contains("order \(bad + 1)") ?? false,
+                "n = \(n): message \(error?.description ?? "none") names the minor")
+            assertNoNaN(try backend.download(logdet), "n = \(n): logdet")
+        }
+    }
+
     func testReferenceCholeskyRejectsIndefinite() {
         assertThrowsBackendError(
             "reference", { try Reference.choleskyLogdet([1, 2, 2, 1], n: 2) },

@@ -3,8 +3,10 @@
 //
 // Closed forms need no reference at all: a diagonal matrix (sum of logs), a 2x2 matrix
 // (log(ac - b^2)) and a scaled identity (n log s). Random well-conditioned SPD matrices of
-// sizes 1, 2, 5, 64 and 130 (past LAPACK's blocking) are checked against the reference
-// factor, whose own consistency (2 sum log L_ii and L L^T = A) is checked too. The inverse
+// sizes 1, 2, 5, 13, 64 and 130 (our blocked kernel, 8 columns a panel, with full and
+// partial last panels) and 390 (past it: LAPACK's dpotrf, with the batch's matrices on
+// separate threads) are checked against the reference factor, whose own consistency
+// (2 sum log L_ii and L L^T = A) is checked too. The inverse
 // must satisfy A A^-1 = I and be exactly symmetric. The API reads only the lower triangle,
 // so garbage, 1e30 and NaN, in the strictly upper part must change nothing.
 
@@ -14,7 +16,7 @@ import TestSupport
 import XCTest
 
 final class LogdetTests: XCTestCase {
-    static let sizes = [1, 2, 5, 64, 130]
+    static let sizes = [1, 2, 5, 13, 64, 130, 390]
 
     /// Log-determinants and inverses of `batch` n x n matrices stored one after another.
     private func run(
