@@ -27,4 +27,5 @@ swift test 2>&1 | tee .build/test.log
 
 echo "== command line smoke run"
 .build/release/cim-train devices
-.build/release/cim-train bench --ops matmul,logdet --warmup 0 --repeat 1 --json .build/bench-smoke.json
+.build/release/cim-train bench --ops matmul,logdet --warmup 0 --repeat 1 \
+    --json .build/bench-smoke.json

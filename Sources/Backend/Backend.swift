@@ -174,7 +174,8 @@ public protocol Backend: AnyObject, Sendable {
     /// `sums[0, c] = Σ dy[:, c]`, `sums[1, c] = Σ dy[:, c] (input[:, c] − mean[c])` (float64).
     func batchNormBackwardSums(
         outputGradient: Tensor, input: Tensor, mean: Tensor, sums: Tensor) throws
-    /// `inputGradient = a[c] dy + b[c] (input − mean[c]) + d[c]`, `coefficients` [3, C] = a, b, d.
+    /// `inputGradient = a[c] dy + b[c] (input − mean[c]) + d[c]`,
+    /// `coefficients` [3, C] = a, b, d.
     func batchNormBackwardApply(
         outputGradient: Tensor, input: Tensor, mean: Tensor, coefficients: Tensor,
         inputGradient: Tensor) throws

@@ -154,9 +154,12 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         try OpCheck.sameBackend(self, tensor)
         guard source.count == tensor.byteCount else {
             throw BackendError.shapeMismatch(
-                "upload of \(source.count) bytes into \(tensor.summary) (\(tensor.byteCount) bytes)")
+                "upload of \(source.count) bytes into \(tensor.summary) "
+                    + "(\(tensor.byteCount) bytes)")
         }
-        if let base = source.baseAddress { pointer(tensor).copyMemory(from: base, byteCount: source.count) }
+        if let base = source.baseAddress {
+            pointer(tensor).copyMemory(from: base, byteCount: source.count)
+        }
     }
 
     public func download(_ tensor: Tensor, into destination: UnsafeMutableRawBufferPointer)
@@ -165,7 +168,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         try OpCheck.sameBackend(self, tensor)
         guard destination.count == tensor.byteCount else {
             throw BackendError.shapeMismatch(
-                "download of \(tensor.summary) (\(tensor.byteCount) bytes) into \(destination.count) bytes")
+                "download of \(tensor.summary) (\(tensor.byteCount) bytes) into "
+                    + "\(destination.count) bytes")
         }
         if let base = destination.baseAddress {
             base.copyMemory(from: pointer(tensor), byteCount: destination.count)
@@ -403,20 +407,26 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public func axpy(_ alpha: Double, _ x: Tensor, _ y: Tensor) throws {
         try OpCheck.sameBackend(self, x, y)
         try OpCheck.sameShape("axpy", x, y)
-        try locked { try cimCheck(cim_cpu_axpy(context, x.count, Float(alpha), floats(x), floats(y))) }
+        try locked {
+            try cimCheck(cim_cpu_axpy(context, x.count, Float(alpha), floats(x), floats(y)))
+        }
     }
 
     public func scale(_ tensor: Tensor, by alpha: Double) throws {
         try OpCheck.sameBackend(self, tensor)
         try OpCheck.sameShape("scale", tensor)
-        try locked { try cimCheck(cim_cpu_scale(context, tensor.count, Float(alpha), floats(tensor))) }
+        try locked {
+            try cimCheck(cim_cpu_scale(context, tensor.count, Float(alpha), floats(tensor)))
+        }
     }
 
     public func fill(_ tensor: Tensor, value: Double) throws {
         try OpCheck.sameBackend(self, tensor)
         switch tensor.dtype {
         case .float32:
-            try locked { try cimCheck(cim_cpu_fill(context, tensor.count, Float(value), floats(tensor))) }
+            try locked {
+                try cimCheck(cim_cpu_fill(context, tensor.count, Float(value), floats(tensor)))
+            }
         case .float64:
             let pointer = doubles(tensor)
             for i in 0..<tensor.count { pointer[i] = value }
@@ -428,7 +438,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func addBias(_ bias: Tensor, to rows: Tensor) throws {
         try OpCheck.sameBackend(self, bias, rows)
-        guard rows.rank == 2 else { throw BackendError.shapeMismatch("addBias: rows must be [N, F]") }
+        guard rows.rank == 2 else {
+            throw BackendError.shapeMismatch("addBias: rows must be [N, F]")
+        }
         try OpCheck.shape("addBias", "bias", bias, [rows.shape[1]])
         try OpCheck.sameShape("addBias", rows)
         try locked {
@@ -439,7 +451,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func columnSum(_ rows: Tensor, into sums: Tensor, accumulate: Bool) throws {
         try OpCheck.sameBackend(self, rows, sums)
-        guard rows.rank == 2 else { throw BackendError.shapeMismatch("columnSum: rows must be [N, F]") }
+        guard rows.rank == 2 else {
+            throw BackendError.shapeMismatch("columnSum: rows must be [N, F]")
+        }
         try OpCheck.sameShape("columnSum", rows)
         try OpCheck.shape("columnSum", "sums", sums, [rows.shape[1]])
         try locked {

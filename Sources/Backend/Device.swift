@@ -25,7 +25,8 @@ public enum DeviceRequest: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    static let accepted = "auto, cpu, cuda, cuda:N, opencl, opencl:N, or a comma list such as cuda:0,cuda:1"
+    static let accepted = "auto, cpu, cuda, cuda:N, opencl, opencl:N, "
+        + "or a comma list such as cuda:0,cuda:1"
 
     /// Parses one device name.
     public init(parsing text: String) throws {
@@ -60,7 +61,8 @@ public enum DeviceRequest: Equatable, Sendable, CustomStringConvertible {
     /// Parses a comma list; `auto` may only stand alone.
     public static func parseList(_ text: String) throws -> [DeviceRequest] {
         let entries = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        guard !entries.isEmpty, entries.allSatisfy({ !$0.trimmingCharacters(in: .whitespaces).isEmpty })
+        guard !entries.isEmpty,
+            entries.allSatisfy({ !$0.trimmingCharacters(in: .whitespaces).isEmpty })
         else {
             throw BackendError.unknownDevice(
                 "empty device name in '\(text)'; expected \(accepted)")

@@ -72,7 +72,8 @@ public func medianTime(warmup: Int, repeats: Int, _ body: () throws -> Void) ret
     var times: [Double] = []
     for _ in 0..<max(repeats, 1) {
         let elapsed = try clock.measure { try body() }
-        times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+        times.append(Double(elapsed.components.seconds)
+            + Double(elapsed.components.attoseconds) * 1e-18)
     }
     times.sort()
     let middle = times.count / 2
@@ -135,7 +136,8 @@ public enum KernelBenchmarks {
 
     static func verify(_ op: String, _ name: String, _ error: Double, _ tolerance: Double) throws {
         guard error <= tolerance else {
-            throw BenchmarkVerificationError(op: op, caseName: name, error: error, tolerance: tolerance)
+            throw BenchmarkVerificationError(
+                op: op, caseName: name, error: error, tolerance: tolerance)
         }
     }
 
@@ -149,7 +151,8 @@ public enum KernelBenchmarks {
         let tb = try backend.tensor(b, shape: [size, size])
         let tc = try backend.zeros(.float32, [size, size])
         let run = {
-            try backend.gemm(ta, transposeA: false, tb, transposeB: false, into: tc, alpha: 1, beta: 0)
+            try backend.gemm(ta, transposeA: false, tb, transposeB: false, into: tc,
+                             alpha: 1, beta: 0)
         }
         try run()
         try backend.synchronize()
@@ -203,7 +206,8 @@ public enum KernelBenchmarks {
         func sample(_ shape: [Int]) -> [[Int]] {
             (0..<options.samples).map { _ in shape.map { random.index($0) } }
         }
-        let forwardError = Reference.conv2dForwardError(g, x: x, w: w, y: y, samples: sample(g.outputShape))
+        let forwardError = Reference.conv2dForwardError(
+            g, x: x, w: w, y: y, samples: sample(g.outputShape))
         let dataError = Reference.conv2dBackwardDataError(
             g, dy: dy, w: w, dx: dx, samples: sample(g.inputShape))
         let filterError = Reference.conv2dBackwardFilterError(
@@ -246,7 +250,9 @@ public enum KernelBenchmarks {
     }
 
     /// A well-conditioned SPD matrix: M M^T / n + I/2 with M uniform in [-1, 1).
-    static func spdMatrix(_ n: Int, _ backend: Backend, _ random: inout SplitMix64) throws -> [Double] {
+    static func spdMatrix(_ n: Int, _ backend: Backend, _ random: inout SplitMix64)
+        throws -> [Double]
+    {
         let m: [Double] = random.uniformArray(n * n)
         let tm = try backend.tensor(m, shape: [n, n])
         let identity = (0..<(n * n)).map { $0 % (n + 1) == 0 ? 0.5 : 0.0 }

@@ -83,7 +83,8 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
     public func conv2dForward(input: Tensor, weight: Tensor, output: Tensor,
                               geometry: Conv2DGeometry) throws {
         try timed("conv fwd", "\(geometry)") {
-            try inner.conv2dForward(input: input, weight: weight, output: output, geometry: geometry)
+            try inner.conv2dForward(input: input, weight: weight, output: output,
+                                    geometry: geometry)
         }
     }
     public func conv2dBackwardData(outputGradient: Tensor, weight: Tensor, inputGradient: Tensor,

@@ -88,11 +88,14 @@ public enum Reference {
 
     /// Log-determinant of one SPD matrix by textbook Cholesky, and its factor L (row-major,
     /// lower). Throws ``BackendError/notPositiveDefinite(batchIndex:message:)`` (index 0).
-    public static func choleskyLogdet(_ a: [Double], n: Int) throws -> (logdet: Double, factor: [Double]) {
+    public static func choleskyLogdet(_ a: [Double], n: Int)
+        throws -> (logdet: Double, factor: [Double])
+    {
         precondition(a.count == n * n, "expected \(n * n) values")
         var factor = [Double](repeating: 0, count: n * n)
         var logdet = 0.0
-        try cimCheck(cim_reference_cholesky_logdet_f64(Int32(n), a, &factor, &logdet), failedIndex: 0)
+        try cimCheck(cim_reference_cholesky_logdet_f64(Int32(n), a, &factor, &logdet),
+                     failedIndex: 0)
         return (logdet, factor)
     }
 

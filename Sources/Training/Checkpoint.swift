@@ -56,7 +56,8 @@ public enum Checkpoint {
                                                  shape: buffer.shape)
             if key.hasSuffix(".running_mean") {
                 // two training-mode passes (one per view) per step, as PyTorch counts them
-                let tracked = key.replacingOccurrences(of: ".running_mean", with: ".num_batches_tracked")
+                let tracked = key.replacingOccurrences(
+                    of: ".running_mean", with: ".num_batches_tracked")
                 var count = Int64(2 * info.step)
                 file.tensors[tracked] = try SafeTensorsEntry(
                     dtype: "I64", shape: [], bytes: withUnsafeBytes(of: &count) { Array($0) })
@@ -64,7 +65,8 @@ public enum Checkpoint {
         }
         let d = loss.hyper.dimension
         for v in 0..<2 {
-            file.tensors["loss.R\(v + 1)"] = SafeTensorsEntry(loss.covarianceState[v], shape: [d, d])
+            file.tensors["loss.R\(v + 1)"] = SafeTensorsEntry(
+                loss.covarianceState[v], shape: [d, d])
             file.tensors["loss.mu\(v + 1)"] = SafeTensorsEntry(loss.meanState[v], shape: [d])
         }
         file.metadata = [
@@ -91,12 +93,13 @@ public enum Checkpoint {
         let file = try SafeTensorsFile.read(path)
         guard file.metadata["format"] == format else {
             throw TrainingError.mismatch(
-                "\(path) is not a cim-train checkpoint (format '\(file.metadata["format"] ?? "none")')")
+                "\(path) is not a cim-train checkpoint "
+                    + "(format '\(file.metadata["format"] ?? "none")')")
         }
         guard file.metadata["version"] == version else {
             throw TrainingError.mismatch(
-                "\(path) is checkpoint version \(file.metadata["version"] ?? "?"), this build reads "
-                    + "version \(version)")
+                "\(path) is checkpoint version \(file.metadata["version"] ?? "?"), "
+                    + "this build reads version \(version)")
         }
         guard let epoch = file.metadata["epoch"].flatMap(Int.init),
             let step = file.metadata["step"].flatMap(Int.init),
@@ -104,7 +107,8 @@ public enum Checkpoint {
             let configText = file.metadata["config"]
         else { throw TrainingError.mismatch("\(path): checkpoint metadata incomplete") }
         let config = try RunConfig().merging(json: Data(configText.utf8), source: "\(path) config")
-        return (file, CheckpointInfo(epoch: epoch, step: step, stepInEpoch: stepInEpoch, config: config))
+        return (file, CheckpointInfo(epoch: epoch, step: step, stepInEpoch: stepInEpoch,
+                                     config: config))
     }
 
     /// Restores model parameters, buffers, momentum and loss state. Everything is checked

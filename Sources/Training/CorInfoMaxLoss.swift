@@ -77,7 +77,9 @@ public struct LossStatistics: Sendable, Equatable {
         total.rows += b.rows
         for v in 0..<2 {
             for i in total.sums[v].indices { total.sums[v][i] += b.sums[v][i] }
-            for i in total.outerProducts[v].indices { total.outerProducts[v][i] += b.outerProducts[v][i] }
+            for i in total.outerProducts[v].indices {
+                total.outerProducts[v][i] += b.outerProducts[v][i]
+            }
         }
         total.invariance += b.invariance
         return total
@@ -235,11 +237,14 @@ public final class CorInfoMaxLoss {
         for (v, (z, other)) in [(z1, z2), (z2, z1)].enumerated() {
             // Y = Z − 1 (μ_v + c_v)ᵀ, then Y G_v (G_v symmetric)
             var y = [Double](repeating: 0, count: n * d)
-            for i in 0..<n { for j in 0..<d { y[i * d + j] = Double(z[i * d + j]) - context.shift[v][j] } }
+            for i in 0..<n {
+                for j in 0..<d { y[i * d + j] = Double(z[i * d + j]) - context.shift[v][j] }
+            }
             let ty = try host.tensor(y, shape: [n, d])
             let tg = try host.tensor(context.inverse[v], shape: [d, d])
             let tyg = try host.allocate(.float64, [n, d])
-            try host.gemm(ty, transposeA: false, tg, transposeB: false, into: tyg, alpha: 1, beta: 0)
+            try host.gemm(ty, transposeA: false, tg, transposeB: false, into: tyg,
+                          alpha: 1, beta: 0)
             let yg: [Double] = try host.download(tyg)
             var g = [Float](repeating: 0, count: n * d)
             for k in 0..<(n * d) {

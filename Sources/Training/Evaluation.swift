@@ -2,7 +2,8 @@
 // frozen encoder produced in evaluation mode.
 //
 // kNN (the weighted vote of Wu et al. 2018, as solo-learn and lightly monitor SSL runs):
-//   f ← f / ‖f‖ for train and test features;  s_ij = f_testᵢ · f_trainⱼ (cosine similarity)
+//   f ← f / ‖f‖ for train and test features;
+//   s_ij = f_testᵢ · f_trainⱼ (cosine similarity)
 //   the k most similar train rows vote for their class with weight exp(s_ij / T)
 //   prediction = the class with the largest total weight;  top-1 accuracy in percent
 // Similarities are one GEMM per chunk of test rows on the backend.

@@ -27,7 +27,8 @@ public final class Conv2d: Layer {
         self.kernel = kernel
         self.stride = stride
         self.padding = padding
-        weight = try Parameter(weights, shape: [outChannels, inChannels, kernel, kernel], on: backend)
+        weight = try Parameter(weights, shape: [outChannels, inChannels, kernel, kernel],
+                               on: backend)
     }
 
     func geometry(_ input: Tensor) throws -> Conv2DGeometry {
@@ -161,7 +162,9 @@ public final class BatchNorm: Layer {
         let g: [Float] = try backend.download(gamma.value)
         let b: [Float] = try backend.download(beta.value)
         let scale = (0..<c).map { Float(Double(g[$0]) * invStd[$0]) }
-        let shift = (0..<c).map { Float(Double(b[$0]) - Double(g[$0]) * invStd[$0] * meanDouble[$0]) }
+        let shift = (0..<c).map {
+            Float(Double(b[$0]) - Double(g[$0]) * invStd[$0] * meanDouble[$0])
+        }
         try backend.channelAffine(input: input, scale: backend.tensor(scale, shape: [c]),
                                   shift: backend.tensor(shift, shape: [c]), output: output)
         saved.push((input, mean, try backend.tensor(invStd.map { Float($0) }, shape: [c]), count))

@@ -53,7 +53,8 @@ public enum LinearEvaluation {
         let optimizer = SGD(momentum: config.momentum, weightDecay: 0)
         let schedule = LearningRateSchedule.cosine(base: config.lr, minimum: config.minLr,
                                                    epochs: config.epochs)
-        let testSet = try Features.extract(model: model, dataset: test, normalization: normalization,
+        let testSet = try Features.extract(model: model, dataset: test,
+                                           normalization: normalization,
                                            size: imageSize, workers: config.workers)
         let fixedTrain = config.augment ? nil : try Features.extract(
             model: model, dataset: train, normalization: normalization, size: imageSize,
@@ -67,7 +68,9 @@ public enum LinearEvaluation {
 
             // one pass over the training set
             func trainBatch(_ x: Tensor, _ labels: [Int32]) throws {
-                for parameter in classifier.parameters { try backend.fill(parameter.gradient, value: 0) }
+                for parameter in classifier.parameters {
+                    try backend.fill(parameter.gradient, value: 0)
+                }
                 let logits = try classifier.forward(x, training: true)
                 let result = SoftmaxCrossEntropy.evaluate(
                     logits: try backend.download(logits), labels: labels, classes: classes)
@@ -84,7 +87,9 @@ public enum LinearEvaluation {
                     let rows = Array(order[start..<min(start + config.batchSize, order.count)])
                     var x = [Float]()
                     x.reserveCapacity(rows.count * features)
-                    for r in rows { x += fixedTrain.features[(r * features)..<((r + 1) * features)] }
+                    for r in rows {
+                        x += fixedTrain.features[(r * features)..<((r + 1) * features)]
+                    }
                     try trainBatch(backend.tensor(x, shape: [rows.count, features]),
                                    rows.map { fixedTrain.labels[$0] })
                 }

@@ -90,7 +90,8 @@ public final class CorInfoMaxModel {
             }
             unused.remove(prefix + name)
             guard data.count == tensor.count else {
-                problems.append("\(prefix + name) has \(data.count) values, the model \(tensor.shape)")
+                problems.append(
+                    "\(prefix + name) has \(data.count) values, the model \(tensor.shape)")
                 continue
             }
             uploads.append((tensor, data))
@@ -153,10 +154,12 @@ public final class CorInfoMaxTrainer {
     public init(model: CorInfoMaxModel, loss: CorInfoMaxLoss, optimizer: SGD,
                 communicator: Communicator? = nil) throws {
         self.communicator = communicator
-        guard model.projector.layers.last.map({ ($0 as? Linear)?.outFeatures }) == loss.hyper.dimension
+        guard model.projector.layers.last.map({ ($0 as? Linear)?.outFeatures })
+            == loss.hyper.dimension
         else {
             throw TrainingError.invalidConfiguration(
-                "projector output width differs from the loss dimension D = \(loss.hyper.dimension)")
+                "projector output width differs from the loss dimension "
+                    + "D = \(loss.hyper.dimension)")
         }
         self.model = model
         self.loss = loss
@@ -171,7 +174,8 @@ public final class CorInfoMaxTrainer {
         try model.zeroGradients()
         let z1 = try model.embed(view1, training: true)
         let z2 = try model.embed(view2, training: true)
-        let (rows1, rows2): ([Float], [Float]) = (try backend.download(z1), try backend.download(z2))
+        let (rows1, rows2): ([Float], [Float]) = (
+            try backend.download(z1), try backend.download(z2))
         var statistics = try loss.statistics(z1: rows1, z2: rows2)
         if let communicator, communicator.size > 1 {
             statistics = try Self.allReduce(statistics, communicator)

@@ -45,7 +45,9 @@ public enum ReduceBenchmark {
         let reduced = try allReduce(communicators, buffers)
         var error = 0.0
         for r in reduced {
-            for i in r.indices { error = max(error, abs(r[i] - expected[i]) / max(abs(expected[i]), 1e-300)) }
+            for i in r.indices {
+                error = max(error, abs(r[i] - expected[i]) / max(abs(expected[i]), 1e-300))
+            }
         }
         guard error <= 1e-15 else {
             throw BenchmarkVerificationError(op: "reduce", caseName: c.name, error: error,

@@ -36,8 +36,11 @@ public struct ReferenceCorInfoMax {
             // m, μ, centred rows
             var m = [Double](repeating: 0, count: d)
             for i in 0..<n { for j in 0..<d { m[j] += z[i * d + j] / Double(n) } }
-            let mu = (0..<d).map { hyper.lambdaMu * meanState[v][$0] + (1 - hyper.lambdaMu) * m[$0] }
-            // R = λ_R R̄ + (1 − λ_R) (1/N) Σ ẑ ẑᵀ, plus ε on the diagonal for the log-det
+            let mu = (0..<d).map {
+                hyper.lambdaMu * meanState[v][$0] + (1 - hyper.lambdaMu) * m[$0]
+            }
+            // R = λ_R R̄ + (1 − λ_R) (1/N) Σ ẑ ẑᵀ,
+            // plus ε on the diagonal for the log-det
             var r = covarianceState[v].map { $0 * hyper.lambdaR }
             for i in 0..<n {
                 for a in 0..<d {
@@ -94,7 +97,8 @@ public struct ReferenceCorInfoMax {
                 for p in 0..<j { sum -= l[i * d + p] * l[j * d + p] }
                 if i == j {
                     guard sum > 0 else {
-                        throw TrainingError.nonFiniteLoss("reference Cholesky: pivot \(i) is \(sum)")
+                        throw TrainingError.nonFiniteLoss(
+                            "reference Cholesky: pivot \(i) is \(sum)")
                     }
                     l[i * d + i] = sum.squareRoot()
                     logdet += 2 * _log(l[i * d + i])

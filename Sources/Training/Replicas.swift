@@ -83,10 +83,12 @@ public final class ReplicaGroup: @unchecked Sendable {
             let trainer = self.trainers[rank]
             let backend = trainer.model.backend
             let shape = [rows.count, 3, imageSize, imageSize]
-            let v1 = try backend.tensor(Array(view1[(rows.lowerBound * plane)..<(rows.upperBound * plane)]),
-                                        shape: shape)
-            let v2 = try backend.tensor(Array(view2[(rows.lowerBound * plane)..<(rows.upperBound * plane)]),
-                                        shape: shape)
+            let v1 = try backend.tensor(
+                Array(view1[(rows.lowerBound * plane)..<(rows.upperBound * plane)]),
+                shape: shape)
+            let v2 = try backend.tensor(
+                Array(view2[(rows.lowerBound * plane)..<(rows.upperBound * plane)]),
+                shape: shape)
             return try trainer.computeGradients(view1: v1, view2: v2)
         }
         return values[0]

@@ -155,7 +155,9 @@ final class ResidualBlock: Layer {
 
     func namedBuffers(prefix: String) -> [(String, Tensor)] {
         var named: [(String, Tensor)] = []
-        for i in norms.indices { named += norms[i].namedBuffers(prefix: join(prefix, "bn\(i + 1)")) }
+        for i in norms.indices {
+            named += norms[i].namedBuffers(prefix: join(prefix, "bn\(i + 1)"))
+        }
         if let downsample {
             named += downsample.norm.namedBuffers(prefix: join(prefix, "downsample.1"))
         }
@@ -222,7 +224,8 @@ public final class ResNet: Layer {
                         try Conv2d(backend, width, width, kernel: 3, padding: 1,
                                    weights: kaiming(width, width, 3)),
                     ]
-                    let norms = [try BatchNorm(backend, width), try BatchNorm(backend, width, gammaValue: 0)]
+                    let norms = [try BatchNorm(backend, width),
+                                 try BatchNorm(backend, width, gammaValue: 0)]
                     if stride != 1 || inChannels != out {
                         downsample = (
                             try Conv2d(backend, inChannels, out, kernel: 1, stride: stride,
@@ -230,7 +233,8 @@ public final class ResNet: Layer {
                             try BatchNorm(backend, out)
                         )
                     }
-                    block = ResidualBlock(backend, convs: convs, norms: norms, downsample: downsample)
+                    block = ResidualBlock(backend, convs: convs, norms: norms,
+                                          downsample: downsample)
                     inChannels = out
                 case .bottleneck:
                     let out = width * 4
@@ -251,7 +255,8 @@ public final class ResNet: Layer {
                             try BatchNorm(backend, out)
                         )
                     }
-                    block = ResidualBlock(backend, convs: convs, norms: norms, downsample: downsample)
+                    block = ResidualBlock(backend, convs: convs, norms: norms,
+                                          downsample: downsample)
                     inChannels = out
                 }
                 blocks.append(block)
@@ -272,7 +277,8 @@ public final class ResNet: Layer {
 
     public func forward(_ input: Tensor, training: Bool) throws -> Tensor {
         guard input.rank == 4, input.shape[1] == 3 else {
-            throw BackendError.shapeMismatch("ResNet expects images [N, 3, H, W], got \(input.shape)")
+            throw BackendError.shapeMismatch(
+                "ResNet expects images [N, 3, H, W], got \(input.shape)")
         }
         var x = try stemReLU.forward(
             stemNorm.forward(stemConv.forward(input, training: training), training: training),

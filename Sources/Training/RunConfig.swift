@@ -156,13 +156,15 @@ public struct RunConfig: Codable, Sendable, Equatable {
                     + RunConfig.fieldNames.joined(separator: ", "))
         }
         // encode self, overlay the given keys, decode: types are checked by the decoder
-        var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self)) as! [String: Any]
+        var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self))
+            as! [String: Any]
         for (key, value) in object { merged[key] = value }
         do {
             return try JSONDecoder().decode(
                 RunConfig.self, from: JSONSerialization.data(withJSONObject: merged))
         } catch {
-            throw TrainingError.invalidConfiguration("\(source): a value has the wrong type (\(error))")
+            throw TrainingError.invalidConfiguration(
+                "\(source): a value has the wrong type (\(error))")
         }
     }
 
@@ -227,7 +229,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
                   "unknown dataset '\(dataset)'; expected builtin, cifar10 or cifar100")
         try check(epochs >= 1, "epochs must be >= 1, got \(epochs)")
         try check(maxSteps >= 0, "max_steps must be >= 0 (0 = no limit), got \(maxSteps)")
-        try check(batchSize >= 2, "batch_size must be >= 2 (batch norm needs two images), got \(batchSize)")
+        try check(batchSize >= 2,
+                  "batch_size must be >= 2 (batch norm needs two images), got \(batchSize)")
         try check(lr > 0 && lr.isFinite, "lr must be a positive number, got \(lr)")
         try check(minLr >= 0 && warmupStartLr >= 0, "min_lr and warmup_start_lr must be >= 0")
         try check(warmupEpochs >= 0, "warmup_epochs must be >= 0")

@@ -40,7 +40,9 @@ public enum RunPlot {
                 ("L_inv", "#2ca02c", points.compactMap { p in p.invariance.map { (p.epoch, $0) } }),
                 ("L_cov", "#d62728", points.compactMap { p in p.covariance.map { (p.epoch, $0) } }),
             ]),
-            ("kNN top-1 (%)", [("kNN", "#9467bd", points.compactMap { p in p.knn.map { (p.epoch, $0) } })]),
+            ("kNN top-1 (%)", [
+                ("kNN", "#9467bd", points.compactMap { p in p.knn.map { (p.epoch, $0) } }),
+            ]),
         ]
         let maxEpoch = max(points.map(\.epoch).max() ?? 1, 1)
         for (index, (title, series)) in panels.enumerated() {
@@ -49,9 +51,11 @@ public enum RunPlot {
             body += "<text x=\"\(x0)\" y=\"24\" font-size=\"14\">\(title)</text>\n"
             body += "<rect x=\"\(x0)\" y=\"\(y0)\" width=\"\(w)\" height=\"\(h)\" "
                 + "fill=\"none\" stroke=\"#999\"/>\n"
-            body += "<text x=\"\(x0 + w / 2 - 15)\" y=\"\(y0 + h + 32)\" font-size=\"11\">epoch</text>\n"
+            body += "<text x=\"\(x0 + w / 2 - 15)\" y=\"\(y0 + h + 32)\" "
+                + "font-size=\"11\">epoch</text>\n"
             body += "<text x=\"\(x0)\" y=\"\(y0 + h + 16)\" font-size=\"10\">0</text>\n"
-            body += "<text x=\"\(x0 + w - 20)\" y=\"\(y0 + h + 16)\" font-size=\"10\">\(maxEpoch)</text>\n"
+            body += "<text x=\"\(x0 + w - 20)\" y=\"\(y0 + h + 16)\" "
+                + "font-size=\"10\">\(maxEpoch)</text>\n"
             for (number, (name, color, values)) in series.enumerated() where !values.isEmpty {
                 let low = values.map(\.1).min()!, high = values.map(\.1).max()!
                 let span = high - low > 0 ? high - low : 1

@@ -29,7 +29,8 @@ public enum StepBenchmark {
     public static func run(on backend: Backend, host: CPUBackend, config: StepBenchmarkConfig,
                            options: BenchmarkOptions) throws -> BenchmarkResult {
         let d = config.projector.outputWidth
-        let hyper = CorInfoMaxHyperparameters(alpha: 250, lambdaR: 0.01, lambdaMu: 0.01, dimension: d)
+        let hyper = CorInfoMaxHyperparameters(alpha: 250, lambdaR: 0.01, lambdaMu: 0.01,
+                                              dimension: d)
         let model = try CorInfoMaxModel(backend, encoder: config.encoder,
                                         projector: config.projector, seed: options.seed)
         let trainer = try CorInfoMaxTrainer(
@@ -37,8 +38,10 @@ public enum StepBenchmark {
         var random = SplitMix64(seed: options.seed)
         let shape = [config.batch, 3, config.imageSize, config.imageSize]
         let count = shape.reduce(1, *)
-        let view1 = try backend.tensor(random.uniformArray(count, -2, 2, as: Float.self), shape: shape)
-        let view2 = try backend.tensor(random.uniformArray(count, -2, 2, as: Float.self), shape: shape)
+        let view1 = try backend.tensor(random.uniformArray(count, -2, 2, as: Float.self),
+                                       shape: shape)
+        let view2 = try backend.tensor(random.uniformArray(count, -2, 2, as: Float.self),
+                                       shape: shape)
 
         // check the loss and its gradient against the plain reference
         let z1: [Float] = try backend.download(model.embed(view1, training: false))

@@ -87,7 +87,9 @@ public final class TrainRun {
             }
             let (file, info) = try Checkpoint.read(path)
             config = info.config
-            for (key, value) in overrides.sorted(by: { $0.key < $1.key }) { try config.set(key, value) }
+            for (key, value) in overrides.sorted(by: { $0.key < $1.key }) {
+                try config.set(key, value)
+            }
             if overrides["out"] == nil {
                 config.out = (path as NSString).deletingLastPathComponent
             }
@@ -105,7 +107,8 @@ public final class TrainRun {
 
         // devices: one replica each; the cores are shared out between CPU replicas
         let requests = try DeviceRequest.parseList(config.devices)
-        let cores = config.threads > 0 ? config.threads : ProcessInfo.processInfo.activeProcessorCount
+        let cores = config.threads > 0
+            ? config.threads : ProcessInfo.processInfo.activeProcessorCount
         let threadsEach = max(1, cores / requests.count)
         let (backends, _) = try Devices.open(requests, threads: threadsEach, tf32: config.tf32)
         backend = backends[0]
@@ -169,7 +172,8 @@ public final class TrainRun {
         }
         report(.settings(settings()))
         if let resumedFrom {
-            report(.note("resumed from \(resumedFrom) at epoch \(startEpoch + 1), step \(globalStep)"))
+            report(.note(
+                "resumed from \(resumedFrom) at epoch \(startEpoch + 1), step \(globalStep)"))
         }
         let metrics = try JSONLines(url("metrics.jsonl"), append: resumedFrom != nil)
         let eigenvalues = try JSONLines(url("eigenvalues.jsonl"), append: resumedFrom != nil)
@@ -229,7 +233,8 @@ public final class TrainRun {
                     let rate = Double(interval.images) / max(seconds, 1e-9)
                     let elapsed = Date().timeIntervalSince(runStart)
                     let done = globalStep - stepsAtStart
-                    let eta = elapsed / Double(max(done, 1)) * Double(max(totalSteps - globalStep, 0))
+                    let eta = elapsed / Double(max(done, 1))
+                        * Double(max(totalSteps - globalStep, 0))
                     let record = ProgressRecord(
                         epoch: epoch + 1, epochs: config.epochs, step: stepInEpoch,
                         stepsInEpoch: stepsPerEpoch, globalStep: globalStep, loss: result.loss,
@@ -307,7 +312,8 @@ public final class TrainRun {
     public func knn() throws -> Double {
         let bank = try Features.extract(model: model, dataset: train, normalization: normalization,
                                         size: config.imageSize, workers: config.workers)
-        let queries = try Features.extract(model: model, dataset: test, normalization: normalization,
+        let queries = try Features.extract(model: model, dataset: test,
+                                           normalization: normalization,
                                            size: config.imageSize, workers: config.workers)
         return try KNNClassifier.accuracy(
             trainFeatures: bank.features, trainLabels: bank.labels, testFeatures: queries.features,
@@ -323,8 +329,11 @@ public final class TrainRun {
             ("parameters", String(model.parameters.reduce(0) { $0 + $1.value.count })),
             ("devices", replicas.trainers.map { $0.model.backend.deviceName }.joined(separator: ",")
                 + " (\(backend.deviceDetail))"
-                + (replicas.count > 1 ? ", \(config.batchSize / replicas.count) images per replica, "
-                    + (config.syncBatchNorm ? "synchronised" : "per-replica") + " batch norm" : "")),
+                + (replicas.count > 1
+                    ? ", \(config.batchSize / replicas.count) images per replica, "
+                        + (config.syncBatchNorm ? "synchronised" : "per-replica")
+                        + " batch norm"
+                    : "")),
             ("epochs", String(config.epochs)
                 + (config.maxSteps > 0 ? ", at most \(config.maxSteps) steps" : "")),
             ("batch size", "\(config.batchSize) (\(stepsPerEpoch) steps per epoch)"),
@@ -353,8 +362,11 @@ public final class TrainRun {
 public enum Features {
     public static func extract(model: CorInfoMaxModel, dataset: ImageDataset,
                                normalization: Normalization, size: Int, workers: Int,
-                               batchSize: Int = 256) throws -> (features: [Float], labels: [Int32]) {
-        let loader = EvalLoader(dataset: dataset, transform: .test(size: size), batchSize: batchSize,
+                               batchSize: Int = 256)
+        throws -> (features: [Float], labels: [Int32])
+    {
+        let loader = EvalLoader(dataset: dataset, transform: .test(size: size),
+                                batchSize: batchSize,
                                 normalization: normalization, workers: workers)
         defer { loader.cancel() }
         var features: [Float] = []

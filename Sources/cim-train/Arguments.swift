@@ -73,7 +73,8 @@ struct ParsedOptions {
             }
             guard let spec = specs.first(where: { $0.name == name }) else {
                 let known = specs.map { "--" + $0.name }.joined(separator: ", ")
-                throw UsageError("unknown option '--\(name)' for '\(command)'; known options: \(known)")
+                throw UsageError(
+                    "unknown option '--\(name)' for '\(command)'; known options: \(known)")
             }
             guard given.insert(name).inserted else {
                 throw UsageError("option --\(name) given twice")
@@ -101,7 +102,8 @@ struct ParsedOptions {
         var lines = ["usage: cim-train \(command) [options]", "", summary, "", "options:"]
         for spec in specs {
             let left = "  --\(spec.name)" + (spec.valueName.map { " \($0)" } ?? "")
-            let padded = left.count < 26 ? left + String(repeating: " ", count: 26 - left.count) : left + "  "
+            let padded = left.count < 26
+                ? left + String(repeating: " ", count: 26 - left.count) : left + "  "
             var text = spec.help
             if let value = spec.defaultValue { text += " (default: \(value))" }
             lines.append(padded + text)

@@ -52,7 +52,9 @@ enum BenchCommand {
 
         let (backends, notes) = try Devices.open(options.string("device")!, threads: threads,
                                                  tf32: options.has("tf32"))
-        guard backends.count == 1 else { throw UsageError("bench runs on one device; got \(backends.count)") }
+        guard backends.count == 1 else {
+            throw UsageError("bench runs on one device; got \(backends.count)")
+        }
         let backend = backends[0]
         for note in notes { print(note) }
         print("device: \(backend.deviceName) (\(backend.deviceDetail))")
@@ -71,7 +73,8 @@ enum BenchCommand {
                     print(String(format: "        per step: statistics %@ (full matrix %@), "
                                  + "embedding gather %@ forward + %@ backward",
                                  bytes(e["stats_bytes"]!), bytes(e["stats_full_bytes"]!),
-                                 bytes(e["gather_bytes_forward"]!), bytes(e["gather_bytes_forward"]!)))
+                                 bytes(e["gather_bytes_forward"]!),
+                                 bytes(e["gather_bytes_forward"]!)))
                 }
                 continue
             }
@@ -164,7 +167,8 @@ enum BenchCommand {
         for entry in profile { byOp[entry.op, default: 0] += entry.seconds }
         print("\nprofile per step (ms), by op:")
         for (op, seconds) in byOp.sorted(by: { $0.value > $1.value }) {
-            print("  " + pad(op, 18) + padLeft(String(format: "%.1f", seconds * 1e3 / Double(steps)), 9)
+            print("  " + pad(op, 18)
+                  + padLeft(String(format: "%.1f", seconds * 1e3 / Double(steps)), 9)
                   + padLeft(String(format: "%.1f%%", 100 * seconds / total), 8))
         }
         print("by op and shape (top 25):")

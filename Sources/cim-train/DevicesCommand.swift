@@ -14,7 +14,8 @@ enum DevicesCommand {
         if options.has("help") {
             print(ParsedOptions.help(
                 command: "devices",
-                summary: "List the compute devices cim-train can use here, and why others are unavailable.",
+                summary: "List the compute devices cim-train can use here, "
+                    + "and why others are unavailable.",
                 specs: specs))
             return
         }

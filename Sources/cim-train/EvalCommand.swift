@@ -7,7 +7,8 @@ import Training
 enum EvalCommand {
     static let specs: [OptionSpec] = [
         .option("checkpoint", "PATH", "checkpoint file or run folder (required)"),
-        .option("protocol", "NAME", default: "knn", "knn (k-nearest neighbours) or linear (SPEC 6.1)"),
+        .option("protocol", "NAME", default: "knn",
+                "knn (k-nearest neighbours) or linear (SPEC 6.1)"),
         .option("dataset", "NAME", "dataset to evaluate on (default: the run's)"),
         .option("data-dir", "DIR", "where the CIFAR .bin files are (default: the run's)"),
         .option("epochs", "N", default: "100", "linear: epochs"),
@@ -52,7 +53,8 @@ enum EvalCommand {
         let (encoder, projector) = try config.validate()
         let (backends, _) = try Devices.open(config.devices, threads: config.threads,
                                              tf32: config.tf32)
-        let model = try CorInfoMaxModel(backends[0], encoder: encoder, projector: projector, seed: 0)
+        let model = try CorInfoMaxModel(backends[0], encoder: encoder, projector: projector,
+                                        seed: 0)
         try Checkpoint.restore(file, path: path, model: model, loss: nil)
         let (train, test, normalization) = try TrainRun.loadData(config)
         print("checkpoint: \(path) (epoch \(info.epoch), step \(info.step))")
@@ -62,7 +64,8 @@ enum EvalCommand {
                                      "dataset": config.dataset, "epoch": info.epoch]
         if protocolName == "knn" {
             let k = try options.int("knn-k", range: 1...100000)!
-            let bank = try Features.extract(model: model, dataset: train, normalization: normalization,
+            let bank = try Features.extract(model: model, dataset: train,
+                                            normalization: normalization,
                                             size: config.imageSize, workers: config.workers)
             let queries = try Features.extract(model: model, dataset: test,
                                                normalization: normalization,
@@ -71,7 +74,8 @@ enum EvalCommand {
                 trainFeatures: bank.features, trainLabels: bank.labels,
                 testFeatures: queries.features, testLabels: queries.labels, classes: train.classes,
                 k: k, temperature: config.knnTemperature, backend: model.backend)
-            print(String(format: "kNN (k = %d, T = %.2f) top-1: %.2f%%", k, config.knnTemperature, top1))
+            print(String(format: "kNN (k = %d, T = %.2f) top-1: %.2f%%",
+                         k, config.knnTemperature, top1))
             result["k"] = k
             result["temperature"] = config.knnTemperature
             result["top1"] = top1
@@ -106,15 +110,16 @@ enum EvalCommand {
             result["best_top1"] = best.top1
             result["best_epoch"] = best.epoch
             result["epochs"] = records.map {
-                ["epoch": $0.epoch, "lr": $0.lr, "train_loss": $0.trainLoss, "test_loss": $0.testLoss,
-                 "top1": $0.top1, "top5": $0.top5] as [String: Any]
+                ["epoch": $0.epoch, "lr": $0.lr, "train_loss": $0.trainLoss,
+                 "test_loss": $0.testLoss, "top1": $0.top1, "top5": $0.top5] as [String: Any]
             }
             result["augment"] = linear.augment
         }
         let output = options.string("json")
             ?? ((path as NSString).deletingLastPathComponent as NSString)
                 .appendingPathComponent("eval-\(protocolName).json")
-        let data = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
+        let data = try JSONSerialization.data(withJSONObject: result,
+                                              options: [.prettyPrinted, .sortedKeys])
         try data.write(to: URL(fileURLWithPath: output), options: .atomic)
         print("wrote \(output)")
     }

@@ -14,7 +14,8 @@ enum TrainCommand {
         ("dataset", "dataset", "NAME", "builtin (procedural shapes), cifar10 or cifar100"),
         ("data-dir", "data_dir", "DIR", "where the CIFAR .bin files are (see cim-train data)"),
         ("model", "model", "NAME", "resnet18 or resnet50, -cifar/-imagenet stem, @W for width W"),
-        ("projector", "projector", "WIDTHS", "projector widths, such as 2048-2048-64 (+bn: batch norm)"),
+        ("projector", "projector", "WIDTHS",
+         "projector widths, such as 2048-2048-64 (+bn: batch norm)"),
         ("epochs", "epochs", "N", "epochs of pretraining"),
         ("max-steps", "max_steps", "N", "stop after N steps in all (0: no limit)"),
         ("batch-size", "batch_size", "N", "global batch size (drop-last)"),
@@ -30,11 +31,14 @@ enum TrainCommand {
         ("lambda-mu", "lambda_mu", "L", "weight of the old mean state"),
         ("epsilon", "epsilon", "E", "added to the covariance diagonal inside the log-det"),
         ("image-size", "image_size", "S", "side of the augmented views"),
-        ("crop-min-scale", "crop_min_scale", "S", "smallest crop area fraction of RandomResizedCrop"),
+        ("crop-min-scale", "crop_min_scale", "S",
+         "smallest crop area fraction of RandomResizedCrop"),
         ("blur-probability-1", "blur_probability_1", "P", "Gaussian blur probability, view 1"),
         ("blur-probability-2", "blur_probability_2", "P", "Gaussian blur probability, view 2"),
-        ("solarize-probability-1", "solarize_probability_1", "P", "solarisation probability, view 1"),
-        ("solarize-probability-2", "solarize_probability_2", "P", "solarisation probability, view 2"),
+        ("solarize-probability-1", "solarize_probability_1", "P",
+         "solarisation probability, view 1"),
+        ("solarize-probability-2", "solarize_probability_2", "P",
+         "solarisation probability, view 2"),
         ("seed", "seed", "N", "seed of initialisation, shuffling and augmentation"),
         ("devices", "devices", "LIST",
          "devices, one replica each: cpu, cuda:N, opencl:N, auto, or a list such as cpu,cpu"),
@@ -98,7 +102,8 @@ enum TrainCommand {
                 overrides[key] = value
             }
         }
-        let run = try TrainRun(config: config, resume: options.string("resume"), overrides: overrides)
+        let run = try TrainRun(config: config, resume: options.string("resume"),
+                               overrides: overrides)
         let interactive = isatty(1) != 0
         let summary = try run.run { event in
             switch event {
@@ -130,7 +135,8 @@ enum TrainCommand {
         print("")
         print("run folder: \(summary.outputDirectory)")
         if let trained = summary.knnTop1 {
-            var line = String(format: "kNN top-1 (k = %d): trained encoder %.2f%%", config.knnK, trained)
+            var line = String(format: "kNN top-1 (k = %d): trained encoder %.2f%%",
+                              config.knnK, trained)
             if let initial = summary.knnTop1AtInitialisation {
                 line += String(format: ", same encoder at initialisation %.2f%%", initial)
             }

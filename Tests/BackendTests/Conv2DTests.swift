@@ -3,14 +3,15 @@
 //
 // Each geometry runs with ConvolutionAlgorithm .auto, .im2col and .winograd, so both the
 // im2col + GEMM path and Winograd F(2x2, 3x3) (all three passes of 3x3 stride-1
-// convolutions) are checked on the same data. The geometries reach the paths of the implementation: one image
-// per GEMM with and without im2col (the 1x1 stride-1 unpadded "direct" case), several images
-// per GEMM with a short last group (batch 37 is prime, so any group size leaves one),
-// Winograd tiles cut off by odd output sizes and several Winograd image groups, strides that
-// do not divide the input, padding wider than a 1x1 kernel needs, 7x7 kernels with padding
-// 3, and non-square images and kernels, so a height/width mix-up shows. Output tensors
-// start full of NaN, so a pass that leaves any element unwritten fails. Errors are measured
-// against the sum of |terms| of each element (1e-5 of it in float32).
+// convolutions) are checked on the same data. The geometries reach the paths of the
+// implementation: one image per GEMM with and without im2col (the 1x1 stride-1 unpadded
+// "direct" case), several images per GEMM with a short last group (batch 37 is prime, so
+// any group size leaves one), Winograd tiles cut off by odd output sizes and several
+// Winograd image groups, strides that do not divide the input, padding wider than a 1x1
+// kernel needs, 7x7 kernels with padding 3, and non-square images and kernels, so a
+// height/width mix-up shows. Output tensors start full of NaN, so a pass that leaves any
+// element unwritten fails. Errors are measured against the sum of |terms| of each element
+// (1e-5 of it in float32).
 
 import Backend
 import TestSupport

@@ -78,7 +78,8 @@ final class FixtureParityTests: XCTestCase {
                 compare("step1.z1", z1Host, try fixture.floats("step1.z1"), tolerance: 2e-5)
                 compare("step1.z2", z2Host, try fixture.floats("step1.z2"), tolerance: 2e-5)
                 let (value, dz1, dz2) = try trainer.loss(z1: z1Host, z2: z2Host)
-                compare("step1.loss", [value.total], try fixture.doubles("step1.loss"), tolerance: 1e-5)
+                compare("step1.loss", [value.total], try fixture.doubles("step1.loss"),
+                        tolerance: 1e-5)
                 compare("step1.loss_inv", [value.invariance], try fixture.doubles("step1.loss_inv"),
                         tolerance: 1e-4)
                 compare("step1.loss_cov", [value.covariance], try fixture.doubles("step1.loss_cov"),
@@ -95,9 +96,11 @@ final class FixtureParityTests: XCTestCase {
                         compare("step1.grad." + name, actual, expected, tolerance: 1e-4)
                     }
                 }
-                try trainer.optimizer.step(model.parameters, learningRate: learningRate, on: backend)
+                try trainer.optimizer.step(model.parameters, learningRate: learningRate,
+                                           on: backend)
             } else {
-                let result = try trainer.step(view1: view1, view2: view2, learningRate: learningRate)
+                let result = try trainer.step(view1: view1, view2: view2,
+                                              learningRate: learningRate)
                 compare("step\(step).loss", [result.loss.total],
                         try fixture.doubles("step\(step).loss"), tolerance: 1e-4)
             }

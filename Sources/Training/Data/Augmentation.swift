@@ -18,7 +18,8 @@
 //                 taps j in [trunc(c − support + 0.5), trunc(c + support + 0.5))
 //                 clamped to [0, m),
 //                 w_j = K((j − c + 0.5)/fs) / Σ_j K(..), K the a = −0.5 cubic kernel
-//                 (K(x) = 1.5|x|³ − 2.5|x|² + 1 below 1, −0.5|x|³ + 2.5|x|² − 4|x| + 2 below 2);
+//                 (K(x) = 1.5|x|³ − 2.5|x|² + 1 below 1,
+//                  −0.5|x|³ + 2.5|x|² − 4|x| + 2 below 2);
 //               weights to 22-bit fixed point rounded half away from zero, then
 //                 out = clip((2^21 + Σ_j w_j·x_j) >> 22, 0, 255)   (arithmetic shift).
 //               Shrinking widens the support by fs (antialiasing); the crop and the resize of
