@@ -44,21 +44,37 @@ CONV_CASES = [  # (C, K, H, stride) at batch 128, 3x3, padding 1: CIFAR ResNet-1
 ]
 
 
+DEVICE = "cpu"   # set from --device; "cuda" runs the PyTorch side on cuda:0
+
+
+def synchronize():
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
 def median_time(fn, warmup, repeats):
+    """Median wall time of fn; on CUDA each run ends with a synchronize, as ours does."""
     for _ in range(warmup):
         fn()
+    synchronize()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
+def uniform(*shape, dtype=torch.float32):
+    """U(-1, 1) on the benchmark device."""
+    return torch.rand(*shape, dtype=dtype, device=DEVICE) * 2 - 1
+
+
 def torch_matmul(args):
     out = {}
-    for n in (512, 1024, 2048):
-        a, b = torch.rand(n, n) * 2 - 1, torch.rand(n, n) * 2 - 1
+    for n in args.gemm_sizes:
+        a, b = uniform(n, n), uniform(n, n)
         out[(f"{n}x{n}x{n} f32", "")] = median_time(lambda: torch.mm(a, b), args.warmup,
                                                     args.repeat)
     return out
@@ -68,10 +84,10 @@ def torch_conv(args):
     out = {}
     for c, k, h, stride in CONV_CASES:
         name = f"{c}->{k} {h}x{h} s{stride}"
-        x = (torch.rand(128, c, h, h) * 2 - 1).requires_grad_(True)
-        w = (torch.rand(k, c, 3, 3) * 2 - 1).requires_grad_(True)
+        x = uniform(128, c, h, h).requires_grad_(True)
+        w = uniform(k, c, 3, 3).requires_grad_(True)
         p = (h + 2 - 3) // stride + 1
-        dy = torch.rand(128, k, p, p) * 2 - 1
+        dy = uniform(128, k, p, p)
 
         def forward():
             with torch.no_grad():
@@ -93,8 +109,8 @@ NOTES = []   # printed under the table: where a PyTorch call had to be replaced
 def torch_logdet(args):
     out = {}
     for n in (64, 128, 512, 2048):
-        m = torch.rand(2, n, n, dtype=torch.float64) * 2 - 1
-        a = m @ m.transpose(1, 2) / n + 0.5 * torch.eye(n, dtype=torch.float64)
+        m = uniform(2, n, n, dtype=torch.float64)
+        a = m @ m.transpose(1, 2) / n + 0.5 * torch.eye(n, dtype=torch.float64, device=DEVICE)
         factor = torch.linalg.cholesky(a)
         expected = 2 * torch.log(torch.diagonal(factor, dim1=1, dim2=2)).sum(1)
 
@@ -135,12 +151,14 @@ def torch_step_in_this_process(args):
     from make_fixture import CovModel, CorInfoMaxLoss
 
     torch.manual_seed(0)
-    model = CovModel(64, "2048-2048-64")
+    model = CovModel(64, "2048-2048-64").to(DEVICE)
     model.train()
     loss_fn = CorInfoMaxLoss(alpha=250, beta=1, la_R=0.01, la_mu=0.01, eps=1e-8, R_ini=1.0, D=64)
+    for name in ("eps_I", "R1", "R2", "mu1", "mu2"):   # the float64 state, on the device too
+        setattr(loss_fn, name, getattr(loss_fn, name).to(DEVICE))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    x1 = torch.rand(args.batch, 3, 32, 32) * 4 - 2
-    x2 = torch.rand(args.batch, 3, 32, 32) * 4 - 2
+    x1 = uniform(args.batch, 3, 32, 32) * 2
+    x2 = uniform(args.batch, 3, 32, 32) * 2
 
     def step():
         z1, z2 = model.embed(x1), model.embed(x2)
@@ -150,13 +168,15 @@ def torch_step_in_this_process(args):
         optimizer.step()
 
     seconds = median_time(step, args.warmup, args.repeat)
+    if DEVICE == "cuda":
+        return seconds, torch.cuda.max_memory_allocated()
     return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def torch_step(args):
     command = [sys.executable, os.path.abspath(__file__), "--torch-step-only", "--threads",
                str(args.threads), "--batch", str(args.batch), "--warmup", str(args.warmup),
-               "--repeat", str(args.repeat)]
+               "--repeat", str(args.repeat), "--device", DEVICE] + (["--tf32"] * args.tf32)
     result = json.loads(subprocess.run(command, check=True, capture_output=True,
                                        text=True).stdout.strip().splitlines()[-1])
     name = f"resnet18-cifar 2048-2048-64 B{args.batch}"
@@ -181,9 +201,14 @@ def run_ours(args, op):
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         path = handle.name
     command = [args.cim, "bench", "--ops", op, "--threads", str(args.threads), "--warmup",
-               str(args.warmup), "--repeat", str(args.repeat), "--json", path]
+               str(args.warmup), "--repeat", str(args.repeat), "--json", path,
+               "--device", "cuda:0" if DEVICE == "cuda" else "cpu"]
     if op == "step":
         command += ["--batch", str(args.batch)]
+    if op == "matmul":
+        command += ["--gemm-sizes", ",".join(map(str, args.gemm_sizes))]
+    if args.tf32:
+        command += ["--tf32"]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     with open(path) as handle:
         document = json.load(handle)
@@ -202,9 +227,27 @@ def main():
                         help="alternating rounds of both sides per op")
     parser.add_argument("--json", help="write the comparison table here")
     parser.add_argument("--batch", type=int, default=128, help="batch of the step case")
+    parser.add_argument("--gemm-sizes", default="512,1024,2048",
+                        type=lambda text: [int(n) for n in text.split(",")],
+                        help="square GEMM sizes of the matmul cases")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: both sides on the first GPU (cim-train on cuda:0)")
+    parser.add_argument("--tf32", action="store_true",
+                        help="cuda: float32 matmul and convolution in TF32 on both sides")
     parser.add_argument("--torch-step-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    global DEVICE
+    DEVICE = args.device
+    if DEVICE == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: PyTorch sees no CUDA device here")
+        # PyTorch's defaults differ (TF32 on for cuDNN convolutions, off for matmul); set
+        # both to what cim-train does, so that the two sides compute at the same precision.
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.allow_tf32 = args.tf32
+        if "data" in args.ops.split(","):
+            raise SystemExit("--device cuda: the data case runs on the CPU; leave it out")
     if args.torch_step_only:
         seconds, peak = torch_step_in_this_process(args)
         print(json.dumps({"median_s": seconds, "peak_rss_bytes": peak}))
@@ -237,8 +280,12 @@ def main():
                 row["torch_peak_rss"] = extra[key]["peak_rss_bytes"]
             rows.append(row)
 
-    print(f"torch {torch.__version__}, {args.threads} threads, "
-          f"{torch.backends.mkldnn.is_available() and 'oneDNN' or 'no oneDNN'}, "
+    if DEVICE == "cuda":
+        where = f"{torch.cuda.get_device_name(0)}, TF32 {'on' if args.tf32 else 'off'}"
+    else:
+        where = (f"{args.threads} threads, "
+                 f"{torch.backends.mkldnn.is_available() and 'oneDNN' or 'no oneDNN'}")
+    print(f"torch {torch.__version__}, {where}, "
           f"{args.rounds} alternating rounds of {args.repeat} timed runs")
     print(f"{'op':8}{'case':24}{'pass':9}{'cim ms':>10}{'torch ms':>10}{'ratio':>8}"
           f"{'rounds':>13}")
@@ -246,10 +293,13 @@ def main():
         print(f"{r['op']:8}{r['case']:24}{r['pass']:9}{r['cim_s'] * 1e3:10.3f}"
               f"{r['torch_s'] * 1e3:10.3f}{r['ratio']:8.2f}"
               f"{r['ratio_min']:7.2f}-{r['ratio_max']:.2f}")
-        if "cim_peak_rss" in r:
+        if "cim_peak_rss" in r and DEVICE == "cpu":
             print(f"{'':8}peak resident memory: cim-train {r['cim_peak_rss'] / 2**20:.0f} MiB, "
                   f"torch {r['torch_peak_rss'] / 2**20:.0f} MiB, "
                   f"ratio {r['cim_peak_rss'] / r['torch_peak_rss']:.2f}")
+        elif "cim_peak_rss" in r:
+            print(f"{'':8}peak memory: cim-train host RSS {r['cim_peak_rss'] / 2**20:.0f} MiB; "
+                  f"torch GPU allocations {r['torch_peak_rss'] / 2**20:.0f} MiB")
     for note in dict.fromkeys(NOTES):
         print(f"note: {note}")
     if args.json:

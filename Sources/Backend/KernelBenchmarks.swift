@@ -62,6 +62,8 @@ public struct BenchmarkOptions: Sendable {
     /// Relative error a float32 case may have against the float64 reference: 1e-4, or 5e-3
     /// for TF32 (10-bit mantissas: about 5e-4 per product, more over long sums).
     public var float32Tolerance = 1e-4
+    /// Sizes of the square float32 GEMM cases.
+    public var gemmSizes = [512, 1024, 2048]
     public init() {}
 }
 
@@ -94,7 +96,7 @@ public enum KernelBenchmarks {
         var random = SplitMix64(seed: options.seed)
         switch op {
         case "matmul":
-            for size in [512, 1024, 2048] {
+            for size in options.gemmSizes {
                 report(try matmul(size, backend, options, &random))
             }
         case "conv":

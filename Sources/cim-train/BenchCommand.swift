@@ -21,6 +21,8 @@ enum BenchCommand {
         .option("device", "NAME", default: "cpu", "device to run on (auto, cpu, cuda:N, opencl:N)"),
         .flag("tf32", "CUDA: float32 GEMMs and convolutions in TF32 on tensor cores (checked "
                   + "against the reference at TF32's precision)"),
+        .option("gemm-sizes", "LIST", default: "512,1024,2048",
+                "matmul: sizes of the square float32 GEMM cases (a GPU needs 4096 and up)"),
         .option("threads", "N", default: "0", "CPU threads (0 = every core)"),
         .option("warmup", "N", default: "2", "untimed runs before timing each case"),
         .option("repeat", "N", default: "5", "timed runs per case; the median is reported"),
@@ -49,6 +51,13 @@ enum BenchCommand {
         benchOptions.repeats = try options.int("repeat", range: 1...1000)!
         let threads = try options.int("threads", range: 0...256)!
         if options.has("tf32") { benchOptions.float32Tolerance = 5e-3 }
+        benchOptions.gemmSizes = try options.string("gemm-sizes")!.split(separator: ",").map {
+            let text = $0.trimmingCharacters(in: .whitespaces)
+            guard let size = Int(text), (1...32768).contains(size) else {
+                throw UsageError("--gemm-sizes expects sizes from 1 to 32768, got '\(text)'")
+            }
+            return size
+        }
 
         let (backends, notes) = try Devices.open(options.string("device")!, threads: threads,
                                                  tf32: options.has("tf32"))
@@ -74,7 +83,7 @@ enum BenchCommand {
                                  + "embedding gather %@ forward + %@ backward",
                                  bytes(e["stats_bytes"]!), bytes(e["stats_full_bytes"]!),
                                  bytes(e["gather_bytes_forward"]!),
-                                 bytes(e["gather_bytes_forward"]!)))
+                                 bytes(e["gather_bytes_total"]! - e["gather_bytes_forward"]!)))
                 }
                 continue
             }

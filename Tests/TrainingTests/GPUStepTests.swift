@@ -1,5 +1,5 @@
-// OpenCLStepTests.swift: whole CorInfoMax training steps on OpenCL against the same steps on
-// the CPU backend.
+// GPUStepTests.swift: whole CorInfoMax training steps on each GPU backend (OpenCL, CUDA)
+// against the same steps on the CPU backend.
 //
 // A tiny CIFAR-stem ResNet (one basic block per stage, widths 4-8-8-8), projector 16-8 and
 // the CIFAR-10 loss, batch 4 of 3 x 16 x 16. Both models hold the same weights (loaded from
@@ -8,17 +8,41 @@
 // must agree to float32 rounding accumulated through the network: 1e-4 of each tensor's
 // largest value. Every layer's forward and backward, the optimiser and the loss run, so
 // this covers the wiring the op-by-op parity suite cannot. A second test runs two replicas
-// on OpenCL (synchronised batch norm, summed statistics and gradients) against one.
-// Skips without an OpenCL device.
+// on the GPU backend (synchronised batch norm, summed statistics and gradients) against one.
+// CI runs them on OpenCL (PoCL on the CPU), scripts/gpu_check.sh on CUDA too; without any
+// GPU backend they skip, saying why.
 
 import Backend
 import TestSupport
 import Training
 import XCTest
 
-final class OpenCLStepTests: XCTestCase {
+final class GPUStepTests: XCTestCase {
     static let encoder = ResNetConfig(block: .basic, stem: .cifar, blocks: [1, 1, 1, 1],
                                       widths: [4, 8, 8, 8])
+
+    /// How to open each GPU backend kind, for the kinds that open here (a fresh backend per
+    /// call, so replicas get one each); XCTSkip with every kind's reason when none does.
+    private func gpuKinds() throws -> [(String, () throws -> Backend)] {
+        let all: [(String, () throws -> Backend)] = [
+            ("opencl", { try openCLBackendOrSkip() }),
+            ("cuda", { try cudaBackendOrSkip() }),
+        ]
+        var kinds: [(String, () throws -> Backend)] = []
+        var reasons: [String] = []
+        for (label, open) in all {
+            do {
+                _ = try open()
+                kinds.append((label, open))
+            } catch let skip as XCTSkip {
+                reasons.append("\(skip)")
+            }
+        }
+        guard !kinds.isEmpty else {
+            throw XCTSkip("no GPU backend: " + reasons.joined(separator: "; "))
+        }
+        return kinds
+    }
 
     private func makeTrainer(_ backend: Backend) throws -> CorInfoMaxTrainer {
         let model = try CorInfoMaxModel(
@@ -35,11 +59,16 @@ final class OpenCLStepTests: XCTestCase {
     }
 
     func testTwoStepsMatchTheCPUBackend() throws {
-        let opencl = try openCLBackendOrSkip()
+        for (kind, open) in try gpuKinds() {
+            try checkTwoSteps(kind, on: open())
+        }
+    }
+
+    private func checkTwoSteps(_ kind: String, on gpu: Backend) throws {
         let cpu = try CPUBackend(threads: 2)
         let onCPU = try makeTrainer(cpu)
-        let onOpenCL = try makeTrainer(opencl)
-        try onOpenCL.model.loadState(onCPU.model.state().mapValues { $0.values })
+        let onGPU = try makeTrainer(gpu)
+        try onGPU.model.loadState(onCPU.model.state().mapValues { $0.values })
 
         var random = SplitMix64(seed: 0x0C1_57E9)
         let shape = [4, 3, 16, 16]
@@ -49,40 +78,47 @@ final class OpenCLStepTests: XCTestCase {
             let expected = try onCPU.step(
                 view1: cpu.tensor(view1, shape: shape), view2: cpu.tensor(view2, shape: shape),
                 learningRate: 0.05)
-            let actual = try onOpenCL.step(
-                view1: opencl.tensor(view1, shape: shape),
-                view2: opencl.tensor(view2, shape: shape), learningRate: 0.05)
+            let actual = try onGPU.step(
+                view1: gpu.tensor(view1, shape: shape),
+                view2: gpu.tensor(view2, shape: shape), learningRate: 0.05)
             let (a, e) = (actual.loss, expected.loss)
-            compare("step\(step).loss", [a.total], [e.total], tolerance: 1e-4)
-            compare("step\(step).loss_inv", [a.invariance], [e.invariance], tolerance: 1e-4)
-            compare("step\(step).loss_cov", [a.covariance], [e.covariance], tolerance: 1e-4)
+            let label = "\(kind) step\(step)"
+            compare("\(label).loss", [a.total], [e.total], tolerance: 1e-4)
+            compare("\(label).loss_inv", [a.invariance], [e.invariance], tolerance: 1e-4)
+            compare("\(label).loss_cov", [a.covariance], [e.covariance], tolerance: 1e-4)
         }
 
         let expectedState = try onCPU.model.state()
-        let actualState = try onOpenCL.model.state()
-        XCTAssertEqual(Set(actualState.keys), Set(expectedState.keys))
+        let actualState = try onGPU.model.state()
+        XCTAssertEqual(Set(actualState.keys), Set(expectedState.keys), kind)
         for (name, expected) in expectedState.sorted(by: { $0.key < $1.key }) {
             guard let actual = actualState[name] else { continue }
-            XCTAssertEqual(actual.shape, expected.shape, name)
-            compare("final." + name, actual.values.map(Double.init),
+            XCTAssertEqual(actual.shape, expected.shape, "\(kind) \(name)")
+            compare("\(kind) final." + name, actual.values.map(Double.init),
                     expected.values.map(Double.init), tolerance: 1e-4)
         }
         for view in 0..<2 {
-            compare("final.R\(view + 1)", onOpenCL.loss.covarianceState[view],
+            compare("\(kind) final.R\(view + 1)", onGPU.loss.covarianceState[view],
                     onCPU.loss.covarianceState[view], tolerance: 1e-5)
-            compare("final.mu\(view + 1)", onOpenCL.loss.meanState[view],
+            compare("\(kind) final.mu\(view + 1)", onGPU.loss.meanState[view],
                     onCPU.loss.meanState[view], tolerance: 1e-4)
         }
     }
 
-    /// Two OpenCL replicas with the global batch split between them against one replica
-    /// with the whole batch: loss, weights, BN statistics and loss state after two steps.
+    /// Two replicas on one GPU backend kind with the global batch split between them against
+    /// one replica with the whole batch: loss, weights, BN statistics and loss state after
+    /// two steps.
     func testTwoReplicasMatchOne() throws {
-        _ = try openCLBackendOrSkip()
+        for (kind, open) in try gpuKinds() {
+            try checkTwoReplicas(kind, open: open)
+        }
+    }
+
+    private func checkTwoReplicas(_ kind: String, open: () throws -> Backend) throws {
         let hyper = CorInfoMaxHyperparameters.cifar10(dimension: 8)
         func group(_ count: Int) throws -> ReplicaGroup {
             try ReplicaGroup(
-                backends: (0..<count).map { _ in try openCLBackendOrSkip() },
+                backends: (0..<count).map { _ in try open() },
                 encoder: Self.encoder, projector: .parse("16-8"), hyper: hyper,
                 optimizer: SGD(), seed: 3)
         }
@@ -97,15 +133,15 @@ final class OpenCLStepTests: XCTestCase {
                                         imageSize: size, learningRate: 0.05)
             let actual = try two.step(view1: view1, view2: view2, batch: batch,
                                       imageSize: size, learningRate: 0.05, checkReplicas: true)
-            compare("replicas step\(step).loss", [actual.loss.total], [expected.loss.total],
-                    tolerance: 1e-5)
+            compare("\(kind) replicas step\(step).loss", [actual.loss.total],
+                    [expected.loss.total], tolerance: 1e-5)
         }
         let expectedState = try one.primary.model.state()
         for (name, actual) in try two.primary.model.state().sorted(by: { $0.key < $1.key }) {
-            compare("replicas final." + name, actual.values.map(Double.init),
+            compare("\(kind) replicas final." + name, actual.values.map(Double.init),
                     expectedState[name]!.values.map(Double.init), tolerance: 1e-4)
         }
-        compare("replicas final.R1", two.primary.loss.covarianceState[0],
+        compare("\(kind) replicas final.R1", two.primary.loss.covarianceState[0],
                 one.primary.loss.covarianceState[0], tolerance: 1e-5)
     }
 }
