@@ -47,10 +47,12 @@ static int lower_triangle_finite_(int n, const double *a) {
  * than one up to n = 256 (483 against 417 us there) and twice as fast at 384 and 512.
  *
  * Up to OWN_CHOLESKY_MAX our own blocked factorisation (cholesky_lower_) replaces dpotrf:
- * measured in the same C loop it runs at 11 GFLOP/s at n = 64, 18 at 128 and 24 at 256,
- * against dpotrf's 7, 12 and 19; at 512 the two are level, and LAPACK takes over.
+ * measured in the same C loop it runs at 11 GFLOP/s at n = 64, 18 at 128, 24 at 256, 27 at
+ * 512 and 34 at 768, against dpotrf's 7, 12, 19, 24 and 31; at 1024 dpotrf is ahead (33
+ * against 26: our rank-8 updates stream the trailing matrix through the cache once per
+ * panel, where LAPACK's blocked GEMM updates reuse it), so LAPACK takes over above.
  */
-enum { PARALLEL_MIN = 384, SINGLE_THREAD_MAX = 1024, OWN_CHOLESKY_MAX = 384 };
+enum { PARALLEL_MIN = 384, SINGLE_THREAD_MAX = 1024, OWN_CHOLESKY_MAX = 768 };
 
 /*
  * Right-looking Cholesky A = L L^T in place on the row-major lower triangle, PANEL columns

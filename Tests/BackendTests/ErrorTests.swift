@@ -79,10 +79,10 @@ final class ErrorTests: XCTestCase {
     func testFailingPivotPastTheFirstPanels() throws {
         // A diagonal matrix with one negative entry: positive definite up to that pivot, so
         // the failure is found only after earlier panels have been factored and their
-        // updates applied. n = 20 runs our blocked kernel (8-column panels: the pivot at
-        // 13 sits in the second panel), n = 390 LAPACK's dpotrf; both name the order.
+        // updates applied. n = 20 and 390 run our blocked kernel (8-column panels: the
+        // pivot at 13 sits in the second panel), n = 777 LAPACK's dpotrf; all name the order.
         let backend = try CPUBackend(threads: 2)
-        for (n, bad) in [(20, 12), (390, 300)] {
+        for (n, bad) in [(20, 12), (390, 300), (777, 700)] {
             var rng = SplitMix64(seed: 403)
             let good = rng.spdMatrix(n, shift: 1)
             var matrix = [Double](repeating: 0, count: n * n)

@@ -3,10 +3,11 @@
 //
 // Closed forms need no reference at all: a diagonal matrix (sum of logs), a 2x2 matrix
 // (log(ac - b^2)) and a scaled identity (n log s). Random well-conditioned SPD matrices of
-// sizes 1, 2, 5, 13, 64 and 130 (our blocked kernel, 8 columns a panel, with full and
-// partial last panels) and 390 (past it: LAPACK's dpotrf, with the batch's matrices on
-// separate threads) are checked against the reference factor, whose own consistency
-// (2 sum log L_ii and L L^T = A) is checked too. The inverse
+// sizes 1, 2, 5, 13, 64, 130 and 390 (our blocked kernel, 8 columns a panel, with full and
+// partial last panels; from 384 the batch's matrices on separate threads) are checked
+// against the reference factor, whose own consistency (2 sum log L_ii and L L^T = A) is
+// checked too. Tridiagonal matrices, whose log-determinants have a closed form, reach the
+// largest sizes of our kernel and LAPACK's dpotrf above it (777 and 1030). The inverse
 // must satisfy A A^-1 = I and be exactly symmetric. The API reads only the lower triangle,
 // so garbage, 1e30 and NaN, in the strictly upper part must change nothing.
 
@@ -105,6 +106,48 @@ final class LogdetTests: XCTestCase {
                             "logdet of \(s) I, n = \(n)")
                 let expected = a.map { $0 == 0 ? 0 : 1 / s }
                 assertClose(inverse!, expected, rtol: 1e-14, "inverse of \(s) I, n = \(n)")
+            }
+        }
+    }
+
+    func testTridiagonalClosedFormAtLargeSizes() throws {
+        // T = tridiag(-1, 2 + s, -1) has eigenvalues 2 + s - 2 cos(k pi / (n + 1)), so
+        // log det T = sum_k log(2 + s - 2 cos(k pi / (n + 1))); T T^-1 = I is cheap to check
+        // because T has three diagonals. 770 is the largest size of our own kernel (768 + 2,
+        // a partial last panel), 777 and 1030 go to LAPACK's dpotrf.
+        let backend = try CPUBackend(threads: 2)
+        for n in [770, 777, 1030] {
+            let shifts = [0.5, 0.01]
+            var matrices = [Double](repeating: 0, count: shifts.count * n * n)
+            for (b, s) in shifts.enumerated() {
+                for i in 0..<n {
+                    matrices[b * n * n + i * n + i] = 2 + s
+                    if i > 0 {
+                        matrices[b * n * n + i * n + i - 1] = -1
+                        matrices[b * n * n + (i - 1) * n + i] = -1
+                    }
+                }
+            }
+            let (logdet, inverse) = try run(backend, matrices, batch: shifts.count, n: n)
+            for (b, s) in shifts.enumerated() {
+                let label = "tridiagonal n = \(n), shift \(s)"
+                let expected = (1...n).reduce(0.0) { sum, k in
+                    sum + Foundation.log(2 + s - 2 * cos(Double(k) * .pi / Double(n + 1)))
+                }
+                assertClose(logdet[b], expected, rtol: 1e-12, atol: 1e-12, label)
+                let inv = inverse![(b * n * n)..<((b + 1) * n * n)]
+                var worst = 0.0
+                for i in 0..<n {
+                    for j in 0..<n {
+                        var sum = (2 + s) * inv[b * n * n + i * n + j]
+                        if i > 0 { sum -= inv[b * n * n + (i - 1) * n + j] }
+                        if i + 1 < n { sum -= inv[b * n * n + (i + 1) * n + j] }
+                        worst = max(worst, abs(sum - (i == j ? 1 : 0)))
+                    }
+                }
+                // T^-1 grows to about 1 / s along the diagonal: the bound scales with it.
+                XCTAssertLessThan(worst, 1e-12 / s, "max |T T^-1 - I|, \(label)")
+                print("tensor logdet \(label) T*inv max abs diff from I \(scientific(worst))")
             }
         }
     }
