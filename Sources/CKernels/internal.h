@@ -33,24 +33,6 @@ cim_status cim_set_error_(cim_status status, const char *function, const char *f
 typedef void (*cim_range_fn_)(void *arg, int begin, int end);
 void cim_parallel_for_(int threads, int count, cim_range_fn_ fn, void *arg);
 
-/* ---- code compiled for several instruction sets ------------------------------------- */
-
-/* A function marked CIM_VECTOR_CLONES is compiled for AVX-512, AVX2 and baseline x86-64,
- * and the loader picks the best the processor runs (ifunc); the package itself builds for
- * baseline x86-64 so that one binary runs on every machine. Elsewhere it is a no-op. */
-#if defined(__x86_64__) && defined(__ELF__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define CIM_VECTOR_CLONES \
-    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
-#endif
-#ifndef CIM_VECTOR_CLONES
-#define CIM_VECTOR_CLONES
-#endif
-
-/* Cholesky of one row-major n x n matrix in place (logdet.c): see its comment. */
-int cim_cholesky_lower_(int n, double *restrict a, double *restrict panel);
-
 /* ---- context internals ---------------------------------------------------------------- */
 
 struct cim_cpu_context {

@@ -73,8 +73,21 @@ enum { PARALLEL_MIN = 384, SINGLE_THREAD_MAX = 1024, OWN_CHOLESKY_MAX = 768 };
  */
 enum { PANEL = 8 };
 
-CIM_VECTOR_CLONES
-int cim_cholesky_lower_(int n, double *restrict a, double *restrict panel) {
+/* Compiled for AVX-512, AVX2 and baseline x86-64; the loader picks the best the processor
+ * runs (ifunc). The package itself builds for baseline x86-64 so that one binary runs on
+ * every machine. Elsewhere the attribute is left out. */
+#if defined(__x86_64__) && defined(__ELF__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define VECTOR_CLONES_ \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+#endif
+#ifndef VECTOR_CLONES_
+#define VECTOR_CLONES_
+#endif
+
+VECTOR_CLONES_
+static int cholesky_lower_(int n, double *restrict a, double *restrict panel) {
     for (int k0 = 0; k0 < n; k0 += PANEL) {
         const int width = n - k0 < PANEL ? n - k0 : PANEL;
         /* 1. panel[q][i] = a[i][k0 + q] for i >= k0, then factor it column by column */
@@ -138,7 +151,7 @@ int cim_cholesky_lower_(int n, double *restrict a, double *restrict panel) {
 /* One matrix: factor (and invert) in `work`, log-det to *logdet. Returns 0, or the LAPACK
  * info (> 0: leading minor not positive), or -1 for a non-finite entry. Runs on worker
  * threads, so it reports through its return value, not the thread-local error. `panel`
- * is cim_cholesky_lower_'s scratch. */
+ * is cholesky_lower_'s scratch. */
 static int logdet_one_(int n, const double *a, double *work, double *panel, double *logdet,
                        int invert) {
     if (!lower_triangle_finite_(n, a)) return -1;
@@ -147,7 +160,7 @@ static int logdet_one_(int n, const double *a, double *work, double *panel, doub
     /* factor: row-major lower L, which is what LAPACK calls column-major upper U = L^T */
     int info = 0;
     if (n <= OWN_CHOLESKY_MAX)
-        info = cim_cholesky_lower_(n, work, panel);
+        info = cholesky_lower_(n, work, panel);
     else
         dpotrf_("U", &n, work, &n, &info, 1);
     if (info != 0) return info;
